@@ -1,0 +1,83 @@
+"""The shared runtime of weAlist mesh: what every workload does, written once.
+
+Server start (grpc.aio with health, reflection and the interceptor chain), mTLS identity, client channels,
+settings, JSON logs, Prometheus metrics, token verification and database access. Services import from
+here only; the underscored modules are private.
+"""
+
+from mesh._access import DEBUG_WORKLOAD, MethodAccess, UserAuth, access_table, method_access, method_path
+from mesh._access import methods_without_access
+from mesh._channels import Channels, open_channel
+from mesh._context import CallContext, current_call, current_user
+from mesh._db import Database, migrate, run_migrations_env, upgrade_to_head
+from mesh._descriptors import all_files, all_services, services_of, workload_of
+from mesh._errors import (
+    AlreadyExists,
+    Conflict,
+    FailedPrecondition,
+    Forbidden,
+    InvalidArgument,
+    InvalidField,
+    MeshError,
+    NotFound,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+)
+from mesh._identity import TlsMaterial, ensure_dev_pki, load_tls, pki_paths, spiffe_id
+from mesh._logging import configure_logging
+from mesh._runtime import Hosted, RemoteJwks, Runtime, run
+from mesh._settings import DEFAULT_PORTS, WORKLOADS, MeshSettings
+from mesh._tokens import JwksSource, TokenVerifier, UserClaims, blacklist_key, revoke
+
+__all__ = [
+    "DEBUG_WORKLOAD",
+    "DEFAULT_PORTS",
+    "WORKLOADS",
+    "AlreadyExists",
+    "CallContext",
+    "Channels",
+    "Conflict",
+    "Database",
+    "FailedPrecondition",
+    "Forbidden",
+    "Hosted",
+    "InvalidArgument",
+    "InvalidField",
+    "JwksSource",
+    "MeshError",
+    "MeshSettings",
+    "MethodAccess",
+    "NotFound",
+    "RemoteJwks",
+    "ResourceExhausted",
+    "Runtime",
+    "TlsMaterial",
+    "TokenVerifier",
+    "Unauthenticated",
+    "Unavailable",
+    "UserAuth",
+    "UserClaims",
+    "access_table",
+    "all_files",
+    "all_services",
+    "blacklist_key",
+    "configure_logging",
+    "current_call",
+    "current_user",
+    "ensure_dev_pki",
+    "load_tls",
+    "method_access",
+    "method_path",
+    "methods_without_access",
+    "migrate",
+    "open_channel",
+    "pki_paths",
+    "revoke",
+    "run",
+    "run_migrations_env",
+    "services_of",
+    "spiffe_id",
+    "upgrade_to_head",
+    "workload_of",
+]

@@ -1,0 +1,109 @@
+"""Database access: an async SQLAlchemy engine on psycopg, a unit of work per call, Alembic migrations.
+
+Each service owns one database (``wealist_<workload>``) and one Alembic folder
+(``services/<svc>/migrations``). Migrations run with a synchronous psycopg connection in a worker thread,
+so the same ``env.py`` serves ``nox -s up``, the tests and a Kubernetes migration Job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import psycopg
+from alembic import command
+from alembic.config import Config
+from psycopg import sql
+from sqlalchemy import MetaData, create_engine, pool
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+# Date-prefixed revision files sort in the order they were written.
+FILE_TEMPLATE = "%%(year)d%%(month).2d%%(day).2d_%%(hour).2d%%(minute).2d_%%(rev)s_%%(slug)s"
+
+
+class Database:
+    """One service's database: the engine and the unit of work every RPC runs in."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.engine: AsyncEngine = create_async_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
+        self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+        """A session that commits when the block succeeds and rolls back on any exception."""
+        async with self._sessions() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+
+    async def close(self) -> None:
+        """Close every pooled connection (at shutdown)."""
+        await self.engine.dispose()
+
+
+def _libpq_url(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+def ensure_database(url: str) -> None:
+    """Create the service's database on its server when it does not exist yet."""
+    name = make_url(url).database
+    if not name:
+        raise ValueError("the database URL names no database")
+    with psycopg.connect(_libpq_url(url, "postgres"), autocommit=True) as connection:
+        found = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if found is None:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def alembic_config(migrations: Path, url: str) -> Config:
+    """An Alembic configuration for one service's migrations folder, without an ini file."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.set_main_option("file_template", FILE_TEMPLATE)
+    return config
+
+
+def upgrade_to_head(migrations: Path, url: str) -> None:
+    """Create the database if needed and apply every migration (synchronous)."""
+    ensure_database(url)
+    command.upgrade(alembic_config(migrations, url), "head")
+
+
+async def migrate(migrations: Path, url: str) -> None:
+    """``upgrade_to_head`` off the event loop."""
+    await asyncio.to_thread(upgrade_to_head, migrations, url)
+
+
+def run_migrations_env(metadata: MetaData) -> None:
+    """The body of every service's ``migrations/env.py``: run online against the configured URL."""
+    from alembic import context
+
+    url = context.config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("sqlalchemy.url is not set")
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=metadata, literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"), poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(connection=connection, target_metadata=metadata, compare_type=True)
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()

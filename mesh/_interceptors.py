@@ -1,0 +1,329 @@
+"""The server interceptor chain, applied to every RPC a workload serves.
+
+Order, and why:
+1. request id and trace context — so everything after, logs included, carries them;
+2. metrics — so refused calls are counted too;
+3. workload authorization (caller identity × the method's access option) — before the user token, so a
+   workload that may not call a method cannot use it to probe which tokens are good;
+4. user authentication (JWT from ``authorization`` metadata), as the access option says;
+5. deadline — a server-side limit for unary calls whose client set none;
+6. error mapping — domain errors to a gRPC status with ``google.rpc`` details, anything else to
+   INTERNAL without leaking the exception text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from types import TracebackType
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+from mesh._access import DEBUG_WORKLOAD, MethodAccess, UserAuth
+from mesh._context import CallContext, _current
+from mesh._errors import Forbidden, InvalidField, MeshError, Unauthenticated
+from mesh._identity import spiffe_from_xfcc, workload_from_spiffe
+from mesh._metrics import ServerMetrics
+from mesh._tokens import TokenVerifier, UserClaims
+
+log = logging.getLogger("wealist.mesh")
+
+ERROR_DOMAIN = "wealist.mesh"
+HEALTH_PREFIX = "/grpc.health.v1.Health/"
+REFLECTION_PREFIXES = ("/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
+
+
+def builtin_access(path: str) -> MethodAccess | None:
+    """Access for the standard services every server hosts.
+
+    Health answers any workload of the mesh (probes, the gateway's /ready, grpcurl); reflection answers
+    only the operator identity, since it lists every method a server has.
+    """
+    if path.startswith(HEALTH_PREFIX):
+        callers: frozenset[str] = frozenset({"*"})
+    elif path.startswith(REFLECTION_PREFIXES):
+        callers = frozenset({DEBUG_WORKLOAD})
+    else:
+        return None
+    return MethodAccess(
+        path=path,
+        callers=callers,
+        user=UserAuth.REFUSED,
+        read_only=True,
+        idempotent=True,
+        client_streaming=path.startswith(REFLECTION_PREFIXES),
+        server_streaming=not path.endswith("/Check"),
+    )
+
+
+def _allows(access: MethodAccess, caller: str | None) -> bool:
+    if "*" in access.callers:
+        return caller is not None
+    return access.allows(caller)
+
+
+def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
+    pairs = context.invocation_metadata() or ()
+    return {key: value for key, value in pairs if isinstance(value, str)}
+
+
+def bearer_token(value: str | None) -> str | None:
+    """The token of an ``authorization: Bearer <token>`` value; None when absent.
+
+    The scheme is case-insensitive and the value must be exactly two parts, as the original checked.
+    """
+    if not value:
+        return None
+    parts = value.split()
+    if len(parts) != 2 or parts[0].lower() != "bearer":
+        raise Unauthenticated("invalid authorization header format", code="TOKEN_MALFORMED")
+    return parts[1]
+
+
+def rich_status(error: MeshError) -> status_pb2.Status:
+    """The ``google.rpc.Status`` of a domain error: ErrorInfo always, BadRequest when a field is named."""
+    info = error_details_pb2.ErrorInfo(reason=error.code, domain=ERROR_DOMAIN)
+    details = [any_pb2.Any()]
+    details[0].Pack(info)
+    if isinstance(error, InvalidField):
+        bad = error_details_pb2.BadRequest(
+            field_violations=[error_details_pb2.BadRequest.FieldViolation(
+                field=error.field, description=error.reason
+            )]
+        )
+        packed = any_pb2.Any()
+        packed.Pack(bad)
+        details.append(packed)
+    return status_pb2.Status(code=error.status.value[0], message=error.message, details=details)
+
+
+class _CallScope:
+    """One served call: sets up the CallContext, checks access, maps errors, records metrics."""
+
+    def __init__(self, chain: MeshInterceptor, access: MethodAccess, context: grpc.aio.ServicerContext[Any, Any]):
+        self.chain = chain
+        self.access = access
+        self.context = context
+        self.started = time.perf_counter()
+        self.labels = chain.metrics.record_start(access.path, access.client_streaming, access.server_streaming)
+        self.request_id = ""
+        self.token = None
+        self.code = "OK"
+
+    async def __aenter__(self) -> CallContext:
+        metadata = _metadata(self.context)
+        self.request_id = metadata.get("x-request-id") or uuid.uuid4().hex
+        caller = self.chain.caller_of(self.context, metadata)
+        try:
+            if not _allows(self.access, caller):
+                raise Forbidden(
+                    f"workload {caller or 'unknown'!r} may not call {self.access.path}", code="CALLER_NOT_ALLOWED"
+                )
+            user = await self.chain.authenticate(self.access, metadata)
+        except MeshError as error:
+            await self._abort(error)
+        remaining = self.context.time_remaining()
+        loop = asyncio.get_running_loop()
+        call = CallContext(
+            method=self.access.path,
+            request_id=self.request_id,
+            caller=caller,
+            user=user,
+            deadline=loop.time() + remaining if remaining is not None else None,
+            traceparent=metadata.get("traceparent"),
+        )
+        self.token = _current.set(call)
+        return call
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if exc is None:
+                self.context.set_trailing_metadata((("x-request-id", self.request_id),))
+            elif isinstance(exc, MeshError):
+                await self._abort(exc)
+            elif isinstance(exc, grpc.aio.AioRpcError):
+                await self._pass_through(exc)
+            elif isinstance(exc, TimeoutError):
+                await self._abort_plain(grpc.StatusCode.DEADLINE_EXCEEDED, "the server's deadline passed")
+            elif isinstance(exc, asyncio.CancelledError):
+                self.code = "CANCELLED"
+            elif isinstance(exc, Exception) and not _is_abort(exc):
+                log.exception("unhandled error in %s", self.access.path, extra={"request_id": self.request_id})
+                await self._abort_plain(grpc.StatusCode.INTERNAL, "internal error")
+            elif _is_abort(exc):
+                code = self.context.code()
+                self.code = code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+        finally:
+            if self.token is not None:
+                _current.reset(self.token)
+                self.token = None
+            self.chain.metrics.record_end(self.labels, self.code, time.perf_counter() - self.started)
+
+    async def _abort(self, error: MeshError) -> None:
+        self.code = error.status.name
+        status = rich_status(error)
+        await self.context.abort(
+            error.status,
+            error.message,
+            trailing_metadata=(
+                ("x-request-id", self.request_id),
+                ("grpc-status-details-bin", status.SerializeToString()),
+            ),
+        )
+
+    async def _pass_through(self, error: grpc.aio.AioRpcError) -> None:
+        """A failed call to another service fails this call with the same status and details.
+
+        Its INTERNAL/UNKNOWN stays opaque, and a dependency that timed out is UNAVAILABLE for our caller.
+        """
+        code = error.code()
+        if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN):
+            log.error("a dependency failed in %s: %s", self.access.path, error.details())
+            await self._abort_plain(grpc.StatusCode.INTERNAL, "internal error")
+        if code is grpc.StatusCode.DEADLINE_EXCEEDED and self.context.time_remaining() not in (None, 0):
+            code = grpc.StatusCode.UNAVAILABLE
+        self.code = code.name
+        trailing = [("x-request-id", self.request_id)]
+        trailing += [(k, v) for k, v in (error.trailing_metadata() or ()) if k == "grpc-status-details-bin"]
+        await self.context.abort(code, error.details() or code.name, trailing_metadata=tuple(trailing))
+
+    async def _abort_plain(self, code: grpc.StatusCode, message: str) -> None:
+        self.code = code.name
+        status = status_pb2.Status(code=code.value[0], message=message)
+        await self.context.abort(
+            code,
+            message,
+            trailing_metadata=(
+                ("x-request-id", self.request_id),
+                ("grpc-status-details-bin", status.SerializeToString()),
+            ),
+        )
+
+
+def _is_abort(exc: BaseException) -> bool:
+    # grpc.aio raises this private exception out of context.abort(); it must pass through untouched.
+    return type(exc).__name__ == "AbortError"
+
+
+Behavior = Callable[..., Any]
+
+
+class MeshInterceptor(grpc.aio.ServerInterceptor):
+    """The whole chain as one interceptor, so the steps share one CallContext and one timer."""
+
+    def __init__(
+        self,
+        *,
+        table: Mapping[str, MethodAccess],
+        metrics: ServerMetrics,
+        verifier: TokenVerifier | None,
+        istio_mode: bool,
+        namespace: str,
+        default_deadline: float,
+    ) -> None:
+        self.table = table
+        self.metrics = metrics
+        self.verifier = verifier
+        self.istio_mode = istio_mode
+        self.namespace = namespace
+        self.default_deadline = default_deadline
+
+    def caller_of(self, context: grpc.aio.ServicerContext[Any, Any], metadata: Mapping[str, str]) -> str | None:
+        """The calling workload: from the TLS peer, or from the sidecar's XFCC header in Istio mode."""
+        if self.istio_mode:
+            header = metadata.get("x-forwarded-client-cert")
+            uri = spiffe_from_xfcc(header) if header else None
+        else:
+            # x-forwarded-client-cert is ignored here on purpose: without a sidecar anyone can send it.
+            values = context.auth_context().get("peer_spiffe_id") or []
+            uri = values[0].decode() if values else None
+        return workload_from_spiffe(uri, self.namespace) if uri else None
+
+    async def authenticate(self, access: MethodAccess, metadata: Mapping[str, str]) -> UserClaims | None:
+        """The end user of the call, as the method's access option asks."""
+        if access.user is UserAuth.REFUSED:
+            return None
+        token = bearer_token(metadata.get("authorization"))
+        if token is None:
+            if access.user is UserAuth.REQUIRED:
+                raise Unauthenticated("an end-user token is required", code="TOKEN_MISSING")
+            return None
+        if self.verifier is None:
+            raise Unauthenticated("this server cannot verify user tokens", code="TOKEN_UNVERIFIABLE")
+        return await self.verifier.verify(token, expected_type="access")
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        path = handler_call_details.method
+        access = self.table.get(path) or builtin_access(path)
+        if access is None:
+            # A method served without an access option: refuse it rather than serve it open.
+            access = MethodAccess(path, frozenset(), UserAuth.REFUSED, False, False, False, False)
+        return self._wrap(handler, access)
+
+    def _wrap(self, handler: grpc.RpcMethodHandler, access: MethodAccess) -> grpc.RpcMethodHandler:
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(handler.unary_unary, access, deadline=True),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                self._unary(handler.stream_unary, access, deadline=False),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._streaming(handler.unary_stream, access),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            self._streaming(handler.stream_stream, access),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _unary(self, behavior: Behavior, access: MethodAccess, *, deadline: bool) -> Behavior:
+        async def served(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            async with _CallScope(self, access, context):
+                if deadline and context.time_remaining() is None:
+                    async with asyncio.timeout(self.default_deadline):
+                        return await behavior(request, context)
+                return await behavior(request, context)
+
+        return served
+
+    def _streaming(self, behavior: Behavior, access: MethodAccess) -> Behavior:
+        # Streams have no server-side deadline: a notification stream is meant to stay open for hours.
+        if inspect.isasyncgenfunction(behavior):
+
+            async def streamed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+                async with _CallScope(self, access, context):
+                    async for response in behavior(request, context):
+                        yield response
+
+            return streamed
+
+        async def written(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+            async with _CallScope(self, access, context):
+                await behavior(request, context)
+
+        return written

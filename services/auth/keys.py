@@ -1,0 +1,306 @@
+"""auth's signing key ring: RSA keys persisted in the state folder, rotated, published as a JWKS.
+
+Layout of the key directory (mode 0700)::
+
+    keys.json       the index: [{"kid", "created_at", "retired_at"}], oldest first
+    <kid>.pem       each private key, PKCS#8 PEM, mode 0600
+    .lock           flock(2) target that serialises creation and rotation between processes
+
+The newest key signs. :meth:`KeyRing.rotate` makes a new signing key and stamps the previous one with
+``retired_at``; a retired key stays in the JWKS for ``retire_after_seconds`` (the longest token lifetime,
+the refresh TTL) so every token it signed can still be verified, then it is dropped from the index and its
+file deleted.
+
+Key ids are the RFC 7638 JWK thumbprint (SHA-256 of the public key's canonical JWK, base64url) cut to 16
+characters (96 bits). Derived from the key itself, the kid needs no coordination: two replicas loading the
+same PEM (a Kubernetes Secret) publish the same kid; a rotated key can never reuse an old kid; and it
+reveals nothing but a hash of the public key.
+
+In production the key usually comes from the environment instead (:meth:`KeyRing.from_pem`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from joserfc.jwk import RSAKey
+
+from mesh._tokens import ALGORITHM
+
+__all__ = ["DEFAULT_RETIRE_AFTER_SECONDS", "KEY_BITS", "KeyRing", "SigningKey"]
+
+KEY_BITS = 2048
+KID_LENGTH = 16
+#: The refresh TTL of the original (7 days): a retired key must outlive every token it signed.
+DEFAULT_RETIRE_AFTER_SECONDS = 604_800
+_INDEX = "keys.json"
+_LOCK = ".lock"
+_INDEX_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """One RSA key of the ring."""
+
+    kid: str
+    key: RSAKey = field(repr=False)
+    """The private key, as a joserfc JWK."""
+    created_at: float
+    retired_at: float | None = None
+    """When it stopped signing (a newer key took over); ``None`` for the current signing key."""
+    jwk: dict[str, str] = field(default_factory=dict, compare=False)
+    """The public JWK as published."""
+
+    @classmethod
+    def from_private_key(
+        cls,
+        private: rsa.RSAPrivateKey,
+        *,
+        kid: str | None,
+        created_at: float,
+        retired_at: float | None = None,
+    ) -> SigningKey:
+        """Wrap a ``cryptography`` RSA private key; ``kid`` defaults to the shortened RFC 7638 thumbprint."""
+        if private.key_size < KEY_BITS:
+            raise ValueError(f"RSA signing keys must have at least {KEY_BITS} bits, not {private.key_size}")
+        if kid is None:
+            kid = RSAKey.import_key(private.public_key()).thumbprint()[:KID_LENGTH]
+        key = RSAKey.import_key(private, {"kid": kid, "use": "sig", "alg": ALGORITHM})
+        public = key.as_dict(private=False)
+        jwk = {"kty": "RSA", "use": "sig", "alg": ALGORITHM, "kid": kid}
+        jwk |= {"n": str(public["n"]), "e": str(public["e"])}
+        return cls(kid=kid, key=key, created_at=created_at, retired_at=retired_at, jwk=jwk)
+
+    def pem(self) -> bytes:
+        """The private key as unencrypted PKCS#8 PEM."""
+        private = self.key.private_key
+        assert private is not None
+        return private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+
+
+def _load_pem(pem: bytes) -> rsa.RSAPrivateKey:
+    private = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(private, rsa.RSAPrivateKey):
+        raise TypeError("the signing key must be an RSA private key")
+    return private
+
+
+def _generate(created_at: float) -> SigningKey:
+    return SigningKey.from_private_key(
+        rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS), kid=None, created_at=created_at
+    )
+
+
+class KeyRing:
+    """The signing keys of auth: the current one signs, recently retired ones are still published."""
+
+    def __init__(
+        self,
+        keys: list[SigningKey],
+        *,
+        retire_after_seconds: int,
+        directory: Path | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Prefer :meth:`load_or_create` or :meth:`from_pem`. ``keys`` oldest first, the last one signs."""
+        if not keys or keys[-1].retired_at is not None:
+            raise ValueError("a key ring needs a current (not retired) signing key")
+        self._keys = keys
+        self.retire_after_seconds = retire_after_seconds
+        self.directory = directory
+        self._clock = clock
+
+    # --- construction ---------------------------------------------------------------------------------
+
+    @classmethod
+    def load_or_create(
+        cls, directory: Path, *, retire_after_seconds: int, clock: Callable[[], float] = time.time
+    ) -> KeyRing:
+        """The ring persisted in ``directory``, created with a first key if there is none.
+
+        Safe for several processes starting at once on an empty folder: the directory lock makes the second
+        one wait and then load the key the first one created.
+        """
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.chmod(0o700)
+        with _locked(directory):
+            keys = _read_ring(directory)
+            now = clock()
+            changed = False
+            if not keys or keys[-1].retired_at is not None:
+                keys = [*keys, _write_key(directory, _generate(now))]
+                changed = True
+            keys, dropped = _prune(keys, now, retire_after_seconds)
+            if changed or dropped:
+                _write_index(directory, keys)
+                _delete_keys(directory, dropped)
+        return cls(keys, retire_after_seconds=retire_after_seconds, directory=directory, clock=clock)
+
+    @classmethod
+    def from_pem(
+        cls,
+        pem: bytes,
+        kid: str | None = None,
+        *,
+        retire_after_seconds: int = DEFAULT_RETIRE_AFTER_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> KeyRing:
+        """A ring held in memory only, signing with ``pem`` (PKCS#8 or PKCS#1, e.g. from a Secret).
+
+        ``kid`` defaults to the thumbprint-based id; give the one other parties already know (the original
+        used ``JWT_RSA_KEY_ID``, ``wealist-auth-key-1``) to keep its tokens valid across the migration.
+        """
+        key = SigningKey.from_private_key(_load_pem(pem), kid=kid, created_at=clock())
+        return cls([key], retire_after_seconds=retire_after_seconds, clock=clock)
+
+    # --- use ------------------------------------------------------------------------------------------
+
+    @property
+    def current(self) -> SigningKey:
+        """The key that signs new tokens."""
+        return self._keys[-1]
+
+    def published(self) -> list[SigningKey]:
+        """The keys verifiers must know, current first: the signing key and those retired recently enough."""
+        now, grace = self._clock(), self.retire_after_seconds
+        live = [k for k in self._keys if k.retired_at is None or now < k.retired_at + grace]
+        return live[::-1]
+
+    def jwks(self) -> dict[str, Any]:
+        """The public JWKS document (``/.well-known/jwks.json``)."""
+        return {"keys": [dict(k.jwk) for k in self.published()]}
+
+    async def fetch_jwks(self) -> dict[str, Any]:
+        """:class:`mesh._tokens.JwksSource` for auth's own verifier: the JWKS, without a network hop."""
+        return self.jwks()
+
+    def rotate(self) -> SigningKey:
+        """Make a new signing key; the previous one retires now (still published for a while).
+
+        A persisted ring re-reads the index under the lock first, so a rotation done by another process
+        sharing the folder is not lost. Keys retired long enough are dropped (and their files deleted).
+        """
+        now = self._clock()
+        new = _generate(now)
+        if self.directory is None:
+            keys, _ = _prune([*_retire(self._keys, now), new], now, self.retire_after_seconds)
+        else:
+            with _locked(self.directory):
+                on_disk = _read_ring(self.directory) or self._keys
+                _write_key(self.directory, new)
+                keys, dropped = _prune([*_retire(on_disk, now), new], now, self.retire_after_seconds)
+                _write_index(self.directory, keys)
+                _delete_keys(self.directory, dropped)
+        self._keys = keys
+        return new
+
+    def prune(self) -> list[str]:
+        """Forget the keys retired more than ``retire_after_seconds`` ago; their kids."""
+        now = self._clock()
+        keys, dropped = _prune(self._keys, now, self.retire_after_seconds)
+        if dropped and self.directory is not None:
+            with _locked(self.directory):
+                on_disk = _read_ring(self.directory) or self._keys
+                keys, dropped = _prune(on_disk, now, self.retire_after_seconds)
+                _write_index(self.directory, keys)
+                _delete_keys(self.directory, dropped)
+        self._keys = keys
+        return [k.kid for k in dropped]
+
+
+# --- persistence helpers ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """An exclusive flock on ``<directory>/.lock`` (blocks until the holder is done)."""
+    fd = os.open(directory / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _retire(keys: list[SigningKey], now: float) -> list[SigningKey]:
+    return [k if k.retired_at is not None else replace(k, retired_at=now) for k in keys]
+
+
+def _prune(
+    keys: list[SigningKey], now: float, retire_after_seconds: int
+) -> tuple[list[SigningKey], list[SigningKey]]:
+    kept: list[SigningKey] = []
+    dropped: list[SigningKey] = []
+    for k in keys:
+        expired = k.retired_at is not None and now >= k.retired_at + retire_after_seconds
+        (dropped if expired else kept).append(k)
+    return kept, dropped
+
+
+def _read_ring(directory: Path) -> list[SigningKey]:
+    """The keys listed in the index, oldest first; ``[]`` when there is no index yet."""
+    index = directory / _INDEX
+    try:
+        data = json.loads(index.read_bytes())
+    except FileNotFoundError:
+        return []
+    except ValueError as error:
+        # Never paper over this with a fresh key: that would silently invalidate every session.
+        raise RuntimeError(f"{index} is corrupt; fix or remove it") from error
+    keys: list[SigningKey] = []
+    for entry in data["keys"]:
+        kid = str(entry["kid"])
+        pem = (directory / f"{kid}.pem").read_bytes()
+        retired_at = entry.get("retired_at")
+        keys.append(
+            SigningKey.from_private_key(
+                _load_pem(pem),
+                kid=kid,
+                created_at=float(entry["created_at"]),
+                retired_at=None if retired_at is None else float(retired_at),
+            )
+        )
+    return keys
+
+
+def _write_key(directory: Path, key: SigningKey) -> SigningKey:
+    """Write ``<kid>.pem`` readable by its owner only; never overwrites an existing file."""
+    fd = os.open(directory / f"{key.kid}.pem", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        os.fchmod(fd, 0o600)  # the umask could only narrow it, but be explicit
+        handle.write(key.pem())
+        handle.flush()
+        os.fsync(fd)
+    return key
+
+
+def _write_index(directory: Path, keys: list[SigningKey]) -> None:
+    """Replace ``keys.json`` atomically (write a temporary file, fsync, rename)."""
+    document = {
+        "version": _INDEX_VERSION,
+        "keys": [{"kid": k.kid, "created_at": k.created_at, "retired_at": k.retired_at} for k in keys],
+    }
+    tmp = directory / f".{_INDEX}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(document, handle, indent=2)
+        handle.flush()
+        os.fsync(fd)
+    tmp.replace(directory / _INDEX)
+
+
+def _delete_keys(directory: Path, keys: list[SigningKey]) -> None:
+    for k in keys:
+        (directory / f"{k.kid}.pem").unlink(missing_ok=True)

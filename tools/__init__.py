@@ -1,0 +1,1 @@
+"""Build-time tools: code generation from proto/. Never imported by the running platform."""
