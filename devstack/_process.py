@@ -36,6 +36,7 @@ __all__ = [
     "free_port",
     "log_suffix",
     "port_is_free",
+    "signal_group",
     "spawn",
     "stop_process",
     "tail_file",
@@ -161,7 +162,8 @@ def spawn(
     )
 
 
-def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+def signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    """Send ``sig`` to the child's process group; quiet when it is already gone."""
     # The child leads its own process group (start_new_session), so signalling the group also reaches
     # anything it forked (uvicorn workers, a reloader) and leaves no grandchildren behind.
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -171,12 +173,15 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
 def stop_process(
     proc: subprocess.Popen[bytes],
     *,
-    first: signal.Signals = signal.SIGTERM,
+    first: signal.Signals | None = signal.SIGTERM,
     timeout: float = 10.0,
-    then: Sequence[tuple[signal.Signals, float]] = (),
+    then: Sequence[tuple[signal.Signals | None, float]] = (),
     group: bool = True,
 ) -> int:
     """Stop a child: send ``first``, wait ``timeout`` s, try each ``(signal, wait)`` of ``then``, then kill.
+
+    ``first=None`` only waits, for a child that was already signalled (a second SIGTERM makes some
+    servers, uvicorn among them, skip their graceful shutdown).
 
     The polite signals go to the child's whole process group when ``group`` is true, or to the child
     alone (Postgres: only the postmaster may be signalled, its backends read SIGINT as "cancel query").
@@ -185,8 +190,10 @@ def stop_process(
     """
     if proc.poll() is None:
         for sig, wait in ((first, timeout), *then):
-            if group:
-                _signal_group(proc, sig)
+            if sig is None:
+                pass
+            elif group:
+                signal_group(proc, sig)
             else:
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(sig)
@@ -194,10 +201,10 @@ def stop_process(
                 proc.wait(wait)
                 break
         else:
-            _signal_group(proc, signal.SIGKILL)
+            signal_group(proc, signal.SIGKILL)
             proc.wait()
     # The leader is gone but members of its group may live on; one last sweep.
-    _signal_group(proc, signal.SIGKILL)
+    signal_group(proc, signal.SIGKILL)
     return proc.returncode
 
 

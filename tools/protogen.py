@@ -87,7 +87,13 @@ def _generated_files(out: Path) -> Iterator[Path]:
 
 
 def main() -> None:
-    """Regenerate gen/ in place (and the vendored google protos buf reads)."""
+    """Regenerate gen/ in place (and the vendored google protos buf reads).
+
+    ``--vendor-only`` only copies the google protos, for a buf lint on a fresh clone.
+    """
+    if "--vendor-only" in sys.argv:
+        vendor_google_protos()
+        return
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else GEN_ROOT
     if out == GEN_ROOT and (GEN_ROOT / "wealist").exists():
         shutil.rmtree(GEN_ROOT / "wealist")

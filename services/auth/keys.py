@@ -207,15 +207,18 @@ class KeyRing:
         return new
 
     def prune(self) -> list[str]:
-        """Forget the keys retired more than ``retire_after_seconds`` ago; their kids."""
+        """Forget the keys retired more than ``retire_after_seconds`` ago (files included); their kids."""
         now = self._clock()
         keys, dropped = _prune(self._keys, now, self.retire_after_seconds)
         if dropped and self.directory is not None:
             with _locked(self.directory):
                 on_disk = _read_ring(self.directory) or self._keys
-                keys, dropped = _prune(on_disk, now, self.retire_after_seconds)
-                _write_index(self.directory, keys)
-                _delete_keys(self.directory, dropped)
+                keys, dropped_on_disk = _prune(on_disk, now, self.retire_after_seconds)
+                if dropped_on_disk:
+                    _write_index(self.directory, keys)
+                    _delete_keys(self.directory, dropped_on_disk)
+            # dropped already by another process (or an earlier load) count as well
+            dropped += [k for k in dropped_on_disk if k not in dropped]
         self._keys = keys
         return [k.kid for k in dropped]
 

@@ -1,0 +1,52 @@
+"""The one front door: ``nox -s up`` runs the platform, ``nox -s tests`` tests it. ``nox -l`` lists the rest."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "tests"]
+
+PYTHON = "3.11"
+LINT_PATHS = ["mesh", "services", "devstack", "tools", "tests", "noxfile.py"]
+
+
+def _install(session: nox.Session, extras: str) -> None:
+    session.install("--upgrade", "pip")
+    session.install("-e", f".[{extras}]")
+
+
+@nox.session(python=PYTHON)
+def up(session: nox.Session) -> None:
+    """Run the whole platform on embedded Postgres, Redis and S3 (Ctrl-C stops it)."""
+    _install(session, "embedded")
+    session.run("python", "-m", "devstack", "up", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run the test suite against real Postgres, Redis and S3 (embedded unless *_URL says otherwise)."""
+    _install(session, "dev")
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def proto(session: nox.Session) -> None:
+    """Regenerate gen/ from proto/ (and format the protos)."""
+    _install(session, "dev")
+    session.run("buf", "format", "-w", "proto")
+    session.run("python", "-m", "tools.protogen")
+    session.run("buf", "lint")
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff, mypy --strict and buf lint/format: exactly what CI checks."""
+    _install(session, "dev")
+    session.run("python", "-m", "tools.protogen", "--vendor-only")
+    session.run("ruff", "check", *LINT_PATHS)
+    session.run("ruff", "format", "--check", *LINT_PATHS)
+    session.run("mypy", *LINT_PATHS)
+    session.run("buf", "lint")
+    session.run("buf", "format", "--diff", "--exit-code", "proto")
