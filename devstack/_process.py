@@ -17,6 +17,7 @@ import errno
 import fcntl
 import logging
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -32,6 +33,7 @@ __all__ = [
     "DevstackError",
     "DirLock",
     "StartupError",
+    "account",
     "ensure_port_free",
     "free_port",
     "log_suffix",
@@ -129,6 +131,18 @@ def _pdeathsig_preexec(sig: signal.Signals) -> Callable[[], None] | None:
     return preexec
 
 
+def account(user: str | None) -> tuple[int | None, int | None, list[int] | None]:
+    """``(uid, gid, extra_groups)`` for ``subprocess`` to run as ``user`` (all None: stay who we are).
+
+    The primary group is switched along with the user and root's supplementary groups are dropped;
+    ``subprocess`` changes only the uid unless told otherwise.
+    """
+    if user is None:
+        return None, None, None
+    entry = pwd.getpwnam(user)
+    return entry.pw_uid, entry.pw_gid, []
+
+
 def spawn(
     argv: Sequence[str],
     *,
@@ -143,22 +157,20 @@ def spawn(
     ``stdout`` receives both output streams; ``user`` switches to that account (and its primary group,
     dropping root's supplementary groups).
     """
-    user_kwargs: dict[str, object] = {}
-    if user is not None:
-        import pwd  # POSIX-only; only reached when running as root
-
-        entry = pwd.getpwnam(user)
-        user_kwargs = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
-    return subprocess.Popen(  # noqa: PLW1509 -- the preexec_fn only calls prctl(2); see _pdeathsig_preexec
+    uid, gid, groups = account(user)
+    return subprocess.Popen(
         list(argv),
         env=dict(env) if env is not None else None,
         cwd=cwd,
         stdin=subprocess.DEVNULL,
         stdout=stdout,
         stderr=subprocess.STDOUT,
+        user=uid,
+        group=gid,
+        extra_groups=groups,
         start_new_session=True,
-        preexec_fn=_pdeathsig_preexec(death_signal),
-        **user_kwargs,  # type: ignore[arg-type]
+        # Safe despite other threads: the function only calls prctl(2) (see _pdeathsig_preexec).
+        preexec_fn=_pdeathsig_preexec(death_signal),  # noqa: PLW1509
     )
 
 

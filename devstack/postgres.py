@@ -16,6 +16,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -30,7 +31,7 @@ from typing import Final
 import psycopg
 from psycopg import sql
 
-from devstack._process import StartupError
+from devstack._process import StartupError, account
 from devstack._server import ManagedServer
 
 __all__ = [
@@ -203,7 +204,7 @@ class PostgresServer(ManagedServer):
             "--no-instructions",
         ]  # fmt: skip
         started = time.monotonic()
-        user = self._os_user
+        uid, gid, groups = account(self._os_user)
         result = subprocess.run(
             argv,
             cwd=self.dir,
@@ -211,7 +212,9 @@ class PostgresServer(ManagedServer):
             capture_output=True,
             text=True,
             check=False,
-            **({"user": user, "group": _primary_group(user), "extra_groups": []} if user else {}),  # type: ignore[arg-type]
+            user=uid,
+            group=gid,
+            extra_groups=groups,
         )
         if result.returncode != 0:
             raise StartupError(
@@ -244,8 +247,6 @@ class PostgresServer(ManagedServer):
     def _prepare_for_os_user(self, user: str) -> None:
         """As root: make sure ``user`` exists, owns ``<state>/postgres`` and can reach it."""
         _ensure_os_user(user)
-        import pwd  # POSIX-only
-
         entry = pwd.getpwnam(user)
         os.chown(self.dir, entry.pw_uid, entry.pw_gid)
         # The account needs to traverse every folder above its own (pytest's tmp folders are 0700).
@@ -253,19 +254,11 @@ class PostgresServer(ManagedServer):
         for parent in self.dir.parents:
             mode = parent.stat().st_mode
             if not mode & stat.S_IXOTH:
-                logger.info("postgres: allowing other users to traverse %s (postgres runs as %s)", parent, user)
+                logger.info("postgres: letting other users traverse %s (postgres runs as %s)", parent, user)
                 parent.chmod(mode | stat.S_IXOTH)
 
 
-def _primary_group(user: str) -> int:
-    import pwd  # POSIX-only
-
-    return pwd.getpwnam(user).pw_gid
-
-
 def _ensure_os_user(user: str) -> None:
-    import pwd  # POSIX-only
-
     try:
         pwd.getpwnam(user)
         return

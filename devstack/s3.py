@@ -86,12 +86,15 @@ class S3Info:
         )
 
 
-def cors_configuration_xml(origins: Sequence[str] = CORS_ORIGINS, methods: Sequence[str] = CORS_METHODS) -> bytes:
+def cors_configuration_xml(
+    origins: Sequence[str] = CORS_ORIGINS, methods: Sequence[str] = CORS_METHODS
+) -> bytes:
     """The ``PutBucketCors`` document: the origins may GET/PUT/HEAD with any header and read the ETag."""
     rule = "".join(f"<AllowedOrigin>{escape(o)}</AllowedOrigin>" for o in origins)
     rule += "".join(f"<AllowedMethod>{escape(m)}</AllowedMethod>" for m in methods)
     # Browsers need ETag readable to finish multipart uploads; 50 min of preflight caching is S3's usual.
-    rule += "<AllowedHeader>*</AllowedHeader><ExposeHeader>ETag</ExposeHeader><MaxAgeSeconds>3000</MaxAgeSeconds>"
+    rule += "<AllowedHeader>*</AllowedHeader><ExposeHeader>ETag</ExposeHeader>"
+    rule += "<MaxAgeSeconds>3000</MaxAgeSeconds>"
     return (
         '<CORSConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
         f"<CORSRule>{rule}</CORSRule></CORSConfiguration>"

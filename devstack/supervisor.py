@@ -46,9 +46,9 @@ __all__ = [
     "REPO_ROOT",
     "SERVICE_PORTS",
     "InfraEndpoints",
-    "ServiceExited",
+    "ServiceExitedError",
     "ServiceSpec",
-    "ServiceTimeout",
+    "ServiceTimeoutError",
     "Supervisor",
     "build_service_env",
     "discover_services",
@@ -76,19 +76,22 @@ HTTP_PORT_OFFSET: Final = 100
 TAIL_LINES: Final = 200
 
 
-class ServiceExited(DevstackError):
+class ServiceExitedError(DevstackError):
     """A service process ended while it should be running; carries its exit code and last output."""
 
     def __init__(self, name: str, returncode: int, tail: list[str]) -> None:
         self.name = name
         self.returncode = returncode
         self.tail = tail
-        how = f"was killed by {_signal_name(-returncode)}" if returncode < 0 else f"exited with code {returncode}"
+        if returncode < 0:
+            how = f"was killed by {_signal_name(-returncode)}"
+        else:
+            how = f"exited with code {returncode}"
         body = "\n".join(f"    {line}" for line in tail[-40:]) or "    (no output)"
         super().__init__(f"service {name} {how}; its last output:\n{body}")
 
 
-class ServiceTimeout(DevstackError):
+class ServiceTimeoutError(DevstackError):
     """Services still not healthy when the deadline passed."""
 
 
@@ -224,7 +227,9 @@ def build_service_env(
 class _Child:
     """A running service: its process, the thread copying its output, and the last lines of it."""
 
-    def __init__(self, spec: ServiceSpec, proc: subprocess.Popen[bytes], write: Callable[[str], None]) -> None:
+    def __init__(
+        self, spec: ServiceSpec, proc: subprocess.Popen[bytes], write: Callable[[str], None]
+    ) -> None:
         self.spec = spec
         self.proc = proc
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
@@ -256,9 +261,7 @@ class Supervisor:
     (default: our stdout) and the last :data:`TAIL_LINES` lines are kept for error reports.
     """
 
-    def __init__(
-        self, *, repo_root: Path | None = None, output: Callable[[str], None] | None = None
-    ) -> None:
+    def __init__(self, *, repo_root: Path | None = None, output: Callable[[str], None] | None = None) -> None:
         self.repo_root = repo_root or REPO_ROOT
         self._output = output
         self._write_lock = threading.Lock()
@@ -296,17 +299,17 @@ class Supervisor:
         logger.info("started %s (pid %d) on %s", spec.name, proc.pid, spec.addr)
 
     def check(self) -> None:
-        """Raise :class:`ServiceExited` for the first service that is no longer running."""
+        """Raise :class:`ServiceExitedError` for the first service that is no longer running."""
         for child in self._children.values():
             code = child.proc.poll()
             if code is not None:
                 child.join_output(2.0)
-                raise ServiceExited(child.spec.name, code, list(child.tail))
+                raise ServiceExitedError(child.spec.name, code, list(child.tail))
 
     def wait_healthy(self, timeout: float = 60.0, *, interval: float = 0.1) -> dict[str, float]:
         """Poll every service's ``/health`` until each answers 200; returns seconds until each did.
 
-        Fails with :class:`ServiceExited` as soon as one dies, or :class:`ServiceTimeout` after
+        Fails with :class:`ServiceExitedError` as soon as one dies, or :class:`ServiceTimeoutError` after
         ``timeout`` seconds naming the laggards and quoting their output.
         """
         started = time.monotonic()
@@ -334,9 +337,8 @@ class Supervisor:
                         + ("\n".join(f"    {line}" for line in list(c.tail)[-20:]) or "    (no output)")
                         for c in laggards
                     )
-                    raise ServiceTimeout(
-                        f"not healthy after {timeout:.0f} s: {', '.join(c.spec.name for c in laggards)}\n{details}"
-                    )
+                    names = ", ".join(c.spec.name for c in laggards)
+                    raise ServiceTimeoutError(f"not healthy after {timeout:.0f} s: {names}\n{details}")
                 time.sleep(interval)
 
     def stop(self, grace: float = 10.0) -> dict[str, int]:

@@ -364,7 +364,7 @@ class TokenVerifier:
         if self._inflight is None:
             now = self._clock()
             if self._last_attempt is not None and now - self._last_attempt < self._min_refetch_interval:
-                if self._keys or forced:
+                if forced or self._fetched_at is not None:
                     return  # keep what we have; an unknown kid stays unknown until the interval passes
                 raise Unavailable("token keys unavailable: fetching the JWKS failed")
             self._last_attempt = now
@@ -374,7 +374,7 @@ class TokenVerifier:
             # shield: a caller that gives up (deadline) must not cancel the fetch the others wait for.
             await asyncio.shield(self._inflight)
         except Exception as error:
-            if not self._keys:
+            if self._fetched_at is None:
                 raise Unavailable("token keys unavailable: fetching the JWKS failed") from error
 
     async def _fetch(self) -> None:

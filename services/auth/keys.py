@@ -210,6 +210,7 @@ class KeyRing:
         """Forget the keys retired more than ``retire_after_seconds`` ago (files included); their kids."""
         now = self._clock()
         keys, dropped = _prune(self._keys, now, self.retire_after_seconds)
+        kids = [k.kid for k in dropped]
         if dropped and self.directory is not None:
             with _locked(self.directory):
                 on_disk = _read_ring(self.directory) or self._keys
@@ -217,10 +218,9 @@ class KeyRing:
                 if dropped_on_disk:
                     _write_index(self.directory, keys)
                     _delete_keys(self.directory, dropped_on_disk)
-            # dropped already by another process (or an earlier load) count as well
-            dropped += [k for k in dropped_on_disk if k not in dropped]
+            kids += [k.kid for k in dropped_on_disk if k.kid not in kids]
         self._keys = keys
-        return [k.kid for k in dropped]
+        return kids
 
 
 # --- persistence helpers ------------------------------------------------------------------------------
