@@ -1,4 +1,4 @@
-"""The one front door: ``nox -s up`` runs the platform, ``nox -s tests`` tests it. ``nox -l`` lists the rest."""
+"""The one front door: ``nox -s up`` runs the platform, ``nox -s tests`` tests it; ``nox -l`` lists all."""
 
 from __future__ import annotations
 

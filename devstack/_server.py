@@ -66,6 +66,11 @@ class ManagedServer(abc.ABC):
 
     # -- what subclasses provide -------------------------------------------------------------------
 
+    @property
+    @abc.abstractmethod
+    def url(self) -> str:
+        """Where clients connect: the embedded server's URL, or the external one."""
+
     @abc.abstractmethod
     def _argv(self) -> list[str]:
         """The command line of the embedded server."""

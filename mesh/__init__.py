@@ -5,8 +5,15 @@ settings, JSON logs, Prometheus metrics, token verification and database access.
 here only; the underscored modules are private.
 """
 
-from mesh._access import DEBUG_WORKLOAD, MethodAccess, UserAuth, access_table, method_access, method_path
-from mesh._access import methods_without_access
+from mesh._access import (
+    DEBUG_WORKLOAD,
+    MethodAccess,
+    UserAuth,
+    access_table,
+    method_access,
+    method_path,
+    methods_without_access,
+)
 from mesh._channels import Channels, open_channel
 from mesh._context import CallContext, current_call, current_user
 from mesh._db import Database, migrate, run_migrations_env, upgrade_to_head

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import psycopg
-from alembic import command
+from alembic import command, context
 from alembic.config import Config
 from psycopg import sql
 from sqlalchemy import MetaData, create_engine, pool
@@ -91,8 +91,6 @@ async def migrate(migrations: Path, url: str) -> None:
 
 def run_migrations_env(metadata: MetaData) -> None:
     """The body of every service's ``migrations/env.py``: run online against the configured URL."""
-    from alembic import context
-
     url = context.config.get_main_option("sqlalchemy.url")
     if url is None:
         raise RuntimeError("sqlalchemy.url is not set")

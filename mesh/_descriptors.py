@@ -11,9 +11,8 @@ import pkgutil
 from collections.abc import Iterator
 from functools import cache
 
-from google.protobuf.descriptor import FileDescriptor, ServiceDescriptor
-
 import wealist
+from google.protobuf.descriptor import FileDescriptor, ServiceDescriptor
 from wealist.mesh.v1 import options_pb2
 
 

@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 
 import uvicorn
 from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,7 +22,7 @@ def http_app(registry: CollectorRegistry, serving: Callable[[], bool], workload:
 
     async def metrics(request: Request) -> Response:
         if "application/openmetrics-text" in request.headers.get("accept", ""):
-            return Response(openmetrics_latest(registry), media_type=OPENMETRICS_TYPE)
+            return Response(openmetrics_latest(registry), media_type=OPENMETRICS_TYPE)  # type: ignore[no-untyped-call]
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     async def health(request: Request) -> Response:

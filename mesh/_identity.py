@@ -133,9 +133,12 @@ def _load_or_create_ca(paths: PkiPaths) -> tuple[x509.Certificate, ec.EllipticCu
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write_private(paths.ca_key, key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ))
+    _write_private(
+        paths.ca_key,
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+    )
     _write_public(paths.ca_cert, cert.public_bytes(serialization.Encoding.PEM))
     return cert, key
 
@@ -199,9 +202,12 @@ def _issue_leaf(
         )
         .sign(ca_key, hashes.SHA256())
     )
-    _write_private(paths.key(workload), key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ))
+    _write_private(
+        paths.key(workload),
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+    )
     _write_public(paths.cert(workload), cert.public_bytes(serialization.Encoding.PEM))
 
 
@@ -230,7 +236,7 @@ def spiffe_from_xfcc(header: str) -> str | None:
     The header may list several hops separated by commas; the last element is the hop that reached
     this sidecar, so its ``URI=`` is the immediate caller.
     """
-    last = header.split(",")[-1]
+    last = header.rsplit(",", maxsplit=1)[-1]
     for part in last.split(";"):
         key, _, value = part.strip().partition("=")
         if key.strip().lower() == "uri":

@@ -3,7 +3,7 @@
 Order, and why:
 1. request id and trace context — so everything after, logs included, carries them;
 2. metrics — so refused calls are counted too;
-3. workload authorization (caller identity × the method's access option) — before the user token, so a
+3. workload authorization (caller identity against the method's access option) — before the user token, so a
    workload that may not call a method cannot use it to probe which tokens are good;
 4. user authentication (JWT from ``authorization`` metadata), as the access option says;
 5. deadline — a server-side limit for unary calls whose client set none;
@@ -19,6 +19,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextvars import Token
 from types import TracebackType
 from typing import Any
 
@@ -94,9 +95,9 @@ def rich_status(error: MeshError) -> status_pb2.Status:
     details[0].Pack(info)
     if isinstance(error, InvalidField):
         bad = error_details_pb2.BadRequest(
-            field_violations=[error_details_pb2.BadRequest.FieldViolation(
-                field=error.field, description=error.reason
-            )]
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.reason)
+            ]
         )
         packed = any_pb2.Any()
         packed.Pack(bad)
@@ -107,14 +108,18 @@ def rich_status(error: MeshError) -> status_pb2.Status:
 class _CallScope:
     """One served call: sets up the CallContext, checks access, maps errors, records metrics."""
 
-    def __init__(self, chain: MeshInterceptor, access: MethodAccess, context: grpc.aio.ServicerContext[Any, Any]):
+    def __init__(
+        self, chain: MeshInterceptor, access: MethodAccess, context: grpc.aio.ServicerContext[Any, Any]
+    ):
         self.chain = chain
         self.access = access
         self.context = context
         self.started = time.perf_counter()
-        self.labels = chain.metrics.record_start(access.path, access.client_streaming, access.server_streaming)
+        self.labels = chain.metrics.record_start(
+            access.path, access.client_streaming, access.server_streaming
+        )
         self.request_id = ""
-        self.token = None
+        self.token: Token[CallContext | None] | None = None
         self.code = "OK"
 
     async def __aenter__(self) -> CallContext:
@@ -124,7 +129,8 @@ class _CallScope:
         try:
             if not _allows(self.access, caller):
                 raise Forbidden(
-                    f"workload {caller or 'unknown'!r} may not call {self.access.path}", code="CALLER_NOT_ALLOWED"
+                    f"workload {caller or 'unknown'!r} may not call {self.access.path}",
+                    code="CALLER_NOT_ALLOWED",
                 )
             user = await self.chain.authenticate(self.access, metadata)
         except MeshError as error:
@@ -157,7 +163,9 @@ class _CallScope:
             elif isinstance(exc, asyncio.CancelledError):
                 self.code = "CANCELLED"
             elif isinstance(exc, Exception) and not _is_abort(exc):
-                log.exception("unhandled error in %s", self.access.path, extra={"request_id": self.request_id})
+                log.exception(
+                    "unhandled error in %s", self.access.path, extra={"request_id": self.request_id}
+                )
                 await self._abort_plain(grpc.StatusCode.INTERNAL, "internal error")
             elif _is_abort(exc):
                 code = self.context.code()
@@ -192,8 +200,10 @@ class _CallScope:
         if code is grpc.StatusCode.DEADLINE_EXCEEDED and self.context.time_remaining() not in (None, 0):
             code = grpc.StatusCode.UNAVAILABLE
         self.code = code.name
-        trailing = [("x-request-id", self.request_id)]
-        trailing += [(k, v) for k, v in (error.trailing_metadata() or ()) if k == "grpc-status-details-bin"]
+        trailing: list[tuple[str, str | bytes]] = [("x-request-id", self.request_id)]
+        for key, value in error.trailing_metadata() or ():
+            if key == "grpc-status-details-bin":
+                trailing.append((key, value))
         await self.context.abort(code, error.details() or code.name, trailing_metadata=tuple(trailing))
 
     async def _abort_plain(self, code: grpc.StatusCode, message: str) -> None:
@@ -237,14 +247,16 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
         self.namespace = namespace
         self.default_deadline = default_deadline
 
-    def caller_of(self, context: grpc.aio.ServicerContext[Any, Any], metadata: Mapping[str, str]) -> str | None:
+    def caller_of(
+        self, context: grpc.aio.ServicerContext[Any, Any], metadata: Mapping[str, str]
+    ) -> str | None:
         """The calling workload: from the TLS peer, or from the sidecar's XFCC header in Istio mode."""
         if self.istio_mode:
             header = metadata.get("x-forwarded-client-cert")
             uri = spiffe_from_xfcc(header) if header else None
         else:
             # x-forwarded-client-cert is ignored here on purpose: without a sidecar anyone can send it.
-            values = context.auth_context().get("peer_spiffe_id") or []
+            values = list(context.auth_context().get("peer_spiffe_id") or ())
             uri = values[0].decode() if values else None
         return workload_from_spiffe(uri, self.namespace) if uri else None
 
@@ -263,9 +275,9 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
@@ -276,7 +288,9 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
             access = MethodAccess(path, frozenset(), UserAuth.REFUSED, False, False, False, False)
         return self._wrap(handler, access)
 
-    def _wrap(self, handler: grpc.RpcMethodHandler, access: MethodAccess) -> grpc.RpcMethodHandler:
+    def _wrap(
+        self, handler: grpc.RpcMethodHandler[Any, Any], access: MethodAccess
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(handler.unary_unary, access, deadline=True),
@@ -295,6 +309,7 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
+        assert handler.stream_stream is not None
         return grpc.stream_stream_rpc_method_handler(
             self._streaming(handler.stream_stream, access),
             request_deserializer=handler.request_deserializer,
@@ -315,7 +330,9 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
         # Streams have no server-side deadline: a notification stream is meant to stay open for hours.
         if inspect.isasyncgenfunction(behavior):
 
-            async def streamed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+            async def streamed(
+                request: Any, context: grpc.aio.ServicerContext[Any, Any]
+            ) -> AsyncIterator[Any]:
                 async with _CallScope(self, access, context):
                     async for response in behavior(request, context):
                         yield response

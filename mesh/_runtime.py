@@ -56,15 +56,15 @@ class Runtime:
 
     def __init__(self, settings: MeshSettings) -> None:
         self.settings = settings
-        self.tls: TlsMaterial | None = None if settings.istio_mode else load_tls(
-            settings.state_dir, settings.workload
+        self.tls: TlsMaterial | None = (
+            None if settings.istio_mode else load_tls(settings.state_dir, settings.workload)
         )
         self.channels = Channels(settings, self.tls)
         self.redis: aioredis.Redis = aioredis.from_url(settings.redis_url)
         self.metrics = ServerMetrics()
         self.verifier: TokenVerifier | None = None
         self.grpc_port: int | None = None
-        self.metrics_port: int | None = None
+        self.http_port: int | None = None
         self._health = HealthServicer()
         self._serving = False
         self._stop = asyncio.Event()
@@ -106,8 +106,10 @@ class Runtime:
             item.register(server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [h.service.full_name for h in hosted]
-        reflection.enable_server_reflection([*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                                             reflection.SERVICE_NAME], server)
+        reflection.enable_server_reflection(
+            [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            server,
+        )
         address = f"{settings.bind_host}:{settings.grpc_port or 0}"
         credentials = self._server_credentials()
         if credentials is None:
@@ -116,8 +118,8 @@ class Runtime:
             self.grpc_port = server.add_secure_port(address, credentials)
         await server.start()
 
-        http_socket = bind(settings.bind_host, settings.metrics_port or 0)
-        self.metrics_port = http_socket.getsockname()[1]
+        http_socket = bind(settings.bind_host, settings.http_port or 0)
+        self.http_port = http_socket.getsockname()[1]
         http = http_server(http_app(self.metrics.registry, lambda: self._serving, settings.workload))
         http_task = asyncio.create_task(http.serve(sockets=[http_socket]))
 
@@ -127,9 +129,7 @@ class Runtime:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
-        log.info(
-            "serving", extra={"grpc_port": self.grpc_port, "metrics_port": self.metrics_port}
-        )
+        log.info("serving", extra={"grpc_port": self.grpc_port, "http_port": self.http_port})
         if started is not None:
             started.set()
         try:

@@ -20,7 +20,7 @@ DEFAULT_PORTS: dict[str, int] = {
     "ops": 8004,
 }
 WORKLOADS: tuple[str, ...] = tuple(DEFAULT_PORTS)
-METRICS_PORT_OFFSET = 100
+HTTP_PORT_OFFSET = 100
 
 
 class MeshSettings(BaseSettings):
@@ -34,7 +34,9 @@ class MeshSettings(BaseSettings):
     state_dir: Path = Path(".state")
     bind_host: str = "127.0.0.1"
     grpc_port: int | None = Field(default=None, description="None: the workload's default port.")
-    metrics_port: int | None = Field(default=None, description="None: the gRPC port + 100.")
+    http_port: int | None = Field(
+        default=None, description="/health and /metrics; None: the gRPC port + 100."
+    )
     # Kubernetes + Istio: plaintext to the sidecar, the caller read from x-forwarded-client-cert.
     istio_mode: bool = False
     log_level: str = "INFO"
@@ -63,9 +65,9 @@ class MeshSettings(BaseSettings):
         # frozen models are filled through object.__setattr__ once, at validation time.
         if self.grpc_port is None:
             object.__setattr__(self, "grpc_port", DEFAULT_PORTS.get(self.workload, 0))
-        if self.metrics_port is None:
+        if self.http_port is None:
             port = self.grpc_port or 0
-            object.__setattr__(self, "metrics_port", port + METRICS_PORT_OFFSET if port else 0)
+            object.__setattr__(self, "http_port", port + HTTP_PORT_OFFSET if port else 0)
         return self
 
     def address_of(self, workload: str) -> str:

@@ -41,10 +41,14 @@ async def serve(runtime: Runtime) -> None:
     servicer = AuthServicer(
         settings=settings, keys=keys, tokens=tokens, redis_client=runtime.redis, channels=runtime.channels
     )
-    await runtime.serve([
-        Hosted(auth_pb2.DESCRIPTOR.services_by_name["AuthService"],
-               lambda server: auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, server)),
-    ])
+    await runtime.serve(
+        [
+            Hosted(
+                auth_pb2.DESCRIPTOR.services_by_name["AuthService"],
+                lambda server: auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, server),
+            ),
+        ]
+    )
 
 
 def main() -> None:

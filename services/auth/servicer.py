@@ -8,7 +8,7 @@ from typing import Any
 
 import grpc
 import redis.asyncio
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from wealist.auth.v1 import auth_pb2, auth_pb2_grpc
 from wealist.user.v1 import internal_pb2, internal_pb2_grpc
 
@@ -42,7 +42,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self.google = GoogleLogin(settings, redis_client)
 
     @property
-    def _users(self) -> internal_pb2_grpc.UserInternalServiceStub:
+    def _users(self) -> internal_pb2_grpc.UserInternalServiceAsyncStub:
         return internal_pb2_grpc.UserInternalServiceStub(self.channels.to("user"))
 
     async def _login(self, *, email: str, name: str, provider: str, subject: str = "") -> TokenPair:
@@ -114,7 +114,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def GetOpenidConfiguration(
         self, request: auth_pb2.GetOpenidConfigurationRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> auth_pb2.GetOpenidConfigurationResponse:
-        """Discovery document with this deployment's public URLs (the original hard-coded an internal host)."""
+        """Discovery document with this deployment's public URLs (the original hard-coded a host)."""
         base = self.settings.public_url.rstrip("/")
         return auth_pb2.GetOpenidConfigurationResponse(
             issuer=self.settings.jwt_issuer,
@@ -211,9 +211,13 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
             await self.redis.ping()
         except redis.RedisError as error:
             raise Unavailable("redis is not reachable") from error
-        health = health_pb2_grpc.HealthStub(self.channels.to("user"))
+        check = self.channels.to("user").unary_unary(
+            "/grpc.health.v1.Health/Check",
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
         try:
-            reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=2.0)
+            reply = await check(health_pb2.HealthCheckRequest(), timeout=2.0)
         except grpc.aio.AioRpcError as error:
             raise Unavailable("the user service is not reachable") from error
         if reply.status != health_pb2.HealthCheckResponse.SERVING:

@@ -17,7 +17,9 @@ class AuthSettings(MeshSettings):
     """Token lifetimes, the login switches, and Google OAuth2."""
 
     workload: str = "auth"
-    access_token_ttl_seconds: int = Field(default=1800, gt=0, validation_alias=_env("AUTH_ACCESS_TOKEN_TTL_SECONDS"))
+    access_token_ttl_seconds: int = Field(
+        default=1800, gt=0, validation_alias=_env("AUTH_ACCESS_TOKEN_TTL_SECONDS")
+    )
     refresh_token_ttl_seconds: int = Field(
         default=604800, gt=0, validation_alias=_env("AUTH_REFRESH_TOKEN_TTL_SECONDS")
     )
@@ -39,12 +41,17 @@ class AuthSettings(MeshSettings):
         validation_alias=_env("AUTH_ALLOWED_REDIRECTS"),
     )
     # This deployment's public base URL of the auth routes, for the discovery document.
-    public_url: str = Field(default="http://localhost:8088/svc/auth", validation_alias=_env("AUTH_PUBLIC_URL"))
+    public_url: str = Field(
+        default="http://localhost:8088/svc/auth", validation_alias=_env("AUTH_PUBLIC_URL")
+    )
 
     google_client_id: str | None = Field(default=None, validation_alias=_env("GOOGLE_CLIENT_ID"))
-    google_client_secret: SecretStr | None = Field(default=None, validation_alias=_env("GOOGLE_CLIENT_SECRET"))
+    google_client_secret: SecretStr | None = Field(
+        default=None, validation_alias=_env("GOOGLE_CLIENT_SECRET")
+    )
     google_redirect_uri: str = Field(
-        default="http://localhost:8088/api/oauth2/callback/google", validation_alias=_env("GOOGLE_REDIRECT_URI")
+        default="http://localhost:8088/api/oauth2/callback/google",
+        validation_alias=_env("GOOGLE_REDIRECT_URI"),
     )
     google_authorize_url: str = Field(
         default="https://accounts.google.com/o/oauth2/v2/auth", validation_alias=_env("GOOGLE_AUTHORIZE_URL")
@@ -53,7 +60,8 @@ class AuthSettings(MeshSettings):
         default="https://oauth2.googleapis.com/token", validation_alias=_env("GOOGLE_TOKEN_URL")
     )
     google_userinfo_url: str = Field(
-        default="https://openidconnect.googleapis.com/v1/userinfo", validation_alias=_env("GOOGLE_USERINFO_URL")
+        default="https://openidconnect.googleapis.com/v1/userinfo",
+        validation_alias=_env("GOOGLE_USERINFO_URL"),
     )
 
     @model_validator(mode="after")

@@ -23,12 +23,18 @@ async def serve(runtime: Runtime) -> None:
     runtime.verify_users_with(RemoteJwks(runtime.channels))
     user_api = UserServicer(database)
     internal = UserInternalServicer(database)
-    await runtime.serve([
-        Hosted(user_pb2.DESCRIPTOR.services_by_name["UserService"],
-               lambda server: user_pb2_grpc.add_UserServiceServicer_to_server(user_api, server)),
-        Hosted(internal_pb2.DESCRIPTOR.services_by_name["UserInternalService"],
-               lambda server: internal_pb2_grpc.add_UserInternalServiceServicer_to_server(internal, server)),
-    ])
+    await runtime.serve(
+        [
+            Hosted(
+                user_pb2.DESCRIPTOR.services_by_name["UserService"],
+                lambda server: user_pb2_grpc.add_UserServiceServicer_to_server(user_api, server),
+            ),
+            Hosted(
+                internal_pb2.DESCRIPTOR.services_by_name["UserInternalService"],
+                lambda server: internal_pb2_grpc.add_UserInternalServiceServicer_to_server(internal, server),
+            ),
+        ]
+    )
 
 
 def main() -> None:

@@ -31,10 +31,18 @@ class User(SQLModel, table=True):
     __table_args__ = (
         # One active account per e-mail, compared case-insensitively; deleted rows do not count, so
         # logging in again after deleting an account works (the original failed on its plain unique).
-        Index("uq_users_email_active", func.lower(text("email")), unique=True,
-              postgresql_where=text("deleted_at IS NULL")),
-        Index("uq_users_google_id_active", "google_id", unique=True,
-              postgresql_where=text("deleted_at IS NULL AND google_id IS NOT NULL")),
+        Index(
+            "uq_users_email_active",
+            func.lower(text("email")),
+            unique=True,
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index(
+            "uq_users_google_id_active",
+            "google_id",
+            unique=True,
+            postgresql_where=text("deleted_at IS NULL AND google_id IS NOT NULL"),
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

@@ -84,7 +84,9 @@ async def find_or_create_for_login(
             created_at=now,
             updated_at=now,
         )
-        .on_conflict_do_nothing(index_elements=[func.lower(col(User.email))], index_where=col(User.deleted_at).is_(None))
+        .on_conflict_do_nothing(
+            index_elements=[func.lower(col(User.email))], index_where=col(User.deleted_at).is_(None)
+        )
         .returning(col(User.id))
     )
     if inserted.first() is None:

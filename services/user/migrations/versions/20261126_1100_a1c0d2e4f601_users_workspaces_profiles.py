@@ -41,11 +41,17 @@ def upgrade() -> None:
         *_timestamps(deleted=True),
     )
     op.create_index(
-        "uq_users_email_active", "users", [sa.text("lower(email)")], unique=True,
+        "uq_users_email_active",
+        "users",
+        [sa.text("lower(email)")],
+        unique=True,
         postgresql_where=sa.text("deleted_at IS NULL"),
     )
     op.create_index(
-        "uq_users_google_id_active", "users", ["google_id"], unique=True,
+        "uq_users_google_id_active",
+        "users",
+        ["google_id"],
+        unique=True,
         postgresql_where=sa.text("deleted_at IS NULL AND google_id IS NOT NULL"),
     )
     op.create_table(
