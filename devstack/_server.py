@@ -43,6 +43,8 @@ class ManagedServer(abc.ABC):
     #: How the child is asked to stop: the first signal, then ``(signal, wait)`` escalations.
     stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
     stop_escalation: ClassVar[Sequence[tuple[signal.Signals, float]]] = ()
+    #: Seconds the first stop signal is given before escalating.
+    stop_timeout: ClassVar[float] = 10.0
     #: Whether the stop signals go to the whole process group (see ``stop_process``).
     signal_group: ClassVar[bool] = True
     #: What the kernel sends the child if the dev stack dies without stopping it.
@@ -169,7 +171,7 @@ class ManagedServer(abc.ABC):
                 code = stop_process(
                     proc,
                     first=self.stop_signal,
-                    timeout=self._stop_timeout(),
+                    timeout=self.stop_timeout,
                     then=self.stop_escalation,
                     group=self.signal_group,
                 )
@@ -179,9 +181,6 @@ class ManagedServer(abc.ABC):
                 self._log.close()
                 self._log = None
             self._lock.release()
-
-    def _stop_timeout(self) -> float:
-        return 10.0
 
     def require_running(self) -> None:
         """Raise :class:`StartupError` if the embedded server has died since it started."""

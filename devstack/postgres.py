@@ -111,6 +111,8 @@ class PostgresServer(ManagedServer):
     # stalls, SIGQUIT is "immediate" (crash-safe thanks to the WAL), then SIGKILL.
     stop_signal = signal.SIGINT
     stop_escalation = ((signal.SIGQUIT, 5.0),)
+    # A fast shutdown ends with a checkpoint, which can take a while after a write-heavy session.
+    stop_timeout = 30.0
     signal_group = False
     death_signal = signal.SIGINT
 
@@ -138,9 +140,6 @@ class PostgresServer(ManagedServer):
 
     def _user(self) -> str | None:
         return self._os_user
-
-    def _stop_timeout(self) -> float:
-        return 30.0
 
     def _argv(self) -> list[str]:
         return [

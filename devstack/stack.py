@@ -241,7 +241,9 @@ class Stack:
             for server in servers:
                 server.spawn()
             # Key generation overlaps the servers' start-up.
-            workloads = list(dict.fromkeys([*(s.name for s in specs), GATEWAY_WORKLOAD, DEBUG_WORKLOAD]))
+            # Every identity of the platform, running or not yet written: tools and tests act as them.
+            names = [*SERVICE_PORTS, *(s.name for s in specs), GATEWAY_WORKLOAD, DEBUG_WORKLOAD]
+            workloads = list(dict.fromkeys(names))
             self._ensure_pki(self.state_dir, workloads)
             timings["pki"] = time.monotonic() - started
             for server in servers:

@@ -1,0 +1,84 @@
+"""The running mesh the integration tests talk to: one stack per test session, real processes.
+
+Postgres, Redis and the S3 server are embedded (or the servers ``DATABASE_URL``, ``REDIS_URL`` and
+``S3_ENDPOINT`` name); the services run as child processes with mTLS, exactly as ``nox -s up`` runs them.
+Their output goes to ``<state>/services.log`` so a failing test can be read against it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+import pytest_asyncio
+
+from devstack import StackInfo, pick_port_offset, run_stack
+from mesh import TlsMaterial, load_tls, open_channel
+
+# The environment of the services under test: both dev login paths on, like `nox -s up`.
+STACK_ENV = {
+    "AUTH_TEST_LOGIN_ENABLED": "true",
+    "AUTH_DEV_OAUTH_ENABLED": "true",
+    "WEALIST_ENVIRONMENT": "test",
+}
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+    """The whole platform, started once for the session."""
+    state = tmp_path_factory.mktemp("stack")
+    log_path = state / "services.log"
+    with (
+        log_path.open("a", encoding="utf-8") as log,
+        run_stack(
+            state,
+            pick_port_offset(),
+            STACK_ENV,
+            environ=os.environ,
+            output=lambda line: log.write(line.rstrip("\n") + "\n"),
+        ) as info,
+    ):
+        yield info
+
+
+class Mesh:
+    """Clients of the running services, each channel dialled as a chosen workload identity."""
+
+    def __init__(self, info: StackInfo) -> None:
+        self.info = info
+        self._channels: dict[tuple[str, str], grpc.aio.Channel] = {}
+
+    @property
+    def state_dir(self) -> Path:
+        return self.info.state_dir
+
+    def tls(self, workload: str) -> TlsMaterial:
+        """The dev PKI's certificate of a workload."""
+        return load_tls(self.info.state_dir, workload)
+
+    def address(self, service: str) -> str:
+        return self.info.services[service].addr
+
+    def channel(self, service: str, *, as_workload: str = "gateway") -> grpc.aio.Channel:
+        """A cached mTLS channel to ``service`` presenting ``as_workload``'s certificate."""
+        key = (service, as_workload)
+        if key not in self._channels:
+            self._channels[key] = open_channel(
+                self.address(service), workload=service, tls=self.tls(as_workload)
+            )
+        return self._channels[key]
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def mesh(stack: StackInfo) -> AsyncIterator[Mesh]:
+    """Channels to the running services (closed at the end of the session)."""
+    clients = Mesh(stack)
+    yield clients
+    await clients.close()
