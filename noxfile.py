@@ -9,7 +9,7 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "tests"]
 
 PYTHON = "3.11"
-LINT_PATHS = ["mesh", "services", "devstack", "tools", "tests", "noxfile.py"]
+LINT_PATHS = ["mesh", "services", "devstack", "tools", "tests", "bench", "noxfile.py"]
 
 
 def _install(session: nox.Session, extras: str) -> None:
@@ -51,3 +51,10 @@ def lint(session: nox.Session) -> None:
     session.run("mypy", *LINT_PATHS)
     session.run("buf", "lint")
     session.run("buf", "format", "--diff", "--exit-code", "proto")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks, each printed beside a baseline measured in the same run."""
+    _install(session, "dev")
+    session.run("python", "-m", "bench.validate_token", *session.posargs)

@@ -12,7 +12,6 @@ on the way out), then S3, Redis and Postgres last.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
 import random
@@ -61,23 +60,14 @@ PkiFunction = Callable[[Path, Sequence[str]], object]
 
 
 def _mesh_ensure_dev_pki(state_dir: Path, workloads: Sequence[str]) -> object:
-    """Call the shared runtime's ``ensure_dev_pki``, imported only now.
+    """The shared runtime's ``ensure_dev_pki``, imported only now.
 
     Imported lazily so the infrastructure half of the dev stack works on its own, and so importing
-    ``devstack`` never drags in the gRPC runtime. It is looked up in ``mesh.identity`` and, failing
-    that, re-exported from ``mesh``.
+    ``devstack`` never drags in the gRPC runtime.
     """
-    for module_name in ("mesh.identity", "mesh"):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise  # the module exists but one of its imports does not: that is a real error
-            continue
-        function = getattr(module, "ensure_dev_pki", None)
-        if callable(function):
-            return function(state_dir, workloads)
-    raise DevstackError("mesh.identity.ensure_dev_pki is not available: cannot make the dev certificates")
+    from mesh import ensure_dev_pki  # noqa: PLC0415 - see the docstring
+
+    return ensure_dev_pki(state_dir, workloads)
 
 
 @dataclass(frozen=True)

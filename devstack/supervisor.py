@@ -281,6 +281,10 @@ class Supervisor:
         """The services started, in start order."""
         return [child.spec for child in self._children.values()]
 
+    def pids(self) -> dict[str, int]:
+        """Process id of each running service (for resource readings)."""
+        return {name: child.proc.pid for name, child in self._children.items()}
+
     def tail(self, name: str) -> list[str]:
         """The last lines a service wrote."""
         return list(self._children[name].tail)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TextIO
 
 import grpc
 import pytest
@@ -26,6 +27,10 @@ STACK_ENV = {
 }
 
 
+def _append(log: TextIO, line: str) -> None:
+    log.write(line.rstrip("\n") + "\n")
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     """The whole platform, started once for the session."""
@@ -38,7 +43,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
             pick_port_offset(),
             STACK_ENV,
             environ=os.environ,
-            output=lambda line: log.write(line.rstrip("\n") + "\n"),
+            output=lambda line: _append(log, line),
         ) as info,
     ):
         yield info

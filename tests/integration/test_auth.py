@@ -64,7 +64,7 @@ async def test_test_login_creates_the_user_once(mesh: Mesh) -> None:
 async def test_issued_tokens_verify_against_the_published_jwks(mesh: Mesh) -> None:
     pair = await login(mesh)
     jwks = await auth_stub(mesh).GetJwks(auth_pb2.GetJwksRequest())
-    keys = KeySet.import_key_set(MessageToDict(jwks, preserving_proto_field_name=True))
+    keys = KeySet.import_key_set(MessageToDict(jwks, preserving_proto_field_name=True))  # type: ignore[arg-type]
     for token, kind in ((pair.access_token, "access"), (pair.refresh_token, "refresh")):
         decoded = jwt.decode(token, keys, algorithms=["RS256"])
         assert decoded.header["kid"] in {key["kid"] for key in MessageToDict(jwks)["keys"]}

@@ -86,7 +86,8 @@ async def test_metrics_count_calls_by_method_and_code(stack: StackInfo, mesh: Me
     stub = auth_pb2_grpc.AuthServiceStub(mesh.channel("auth"))
     for _ in range(3):
         await stub.GetHealth(auth_pb2.GetHealthRequest())
-    text = httpx.get(stack.services["auth"].metrics_url, timeout=5).text
+    async with httpx.AsyncClient(timeout=5) as client:
+        text = (await client.get(stack.services["auth"].metrics_url)).text
     line = next(
         row
         for row in text.splitlines()

@@ -62,7 +62,7 @@ async def test_request_id_trace_and_user_token_are_forwarded() -> None:
         _current.reset(token)
     metadata = dict(details.metadata or ())
     assert metadata["x-request-id"] == "req-1"
-    assert metadata["traceparent"].startswith("00-0af7")
+    assert str(metadata["traceparent"]).startswith("00-0af7")
     assert metadata["authorization"] == "Bearer tok"
     assert details.timeout is None
 
