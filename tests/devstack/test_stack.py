@@ -212,7 +212,9 @@ def test_stack_starts_infrastructure_pki_and_services_then_stops_them(tmp_path: 
         assert info.database_url == f"postgresql://postgres@127.0.0.1:{15432 + offset}/postgres"
         assert info.redis_url == f"redis://127.0.0.1:{16379 + offset}/0"
         assert info.s3.endpoint == f"http://127.0.0.1:{19000 + offset}"
-        assert pki_calls == [(state.resolve(), ["auth", "user", "board", "gateway", "debug"])]
+        # Every identity of the platform gets a certificate, running or not, so tools can act as it.
+        every_workload = ["auth", "user", "board", "chat", "noti", "storage", "ops", "gateway", "debug"]
+        assert pki_calls == [(state.resolve(), every_workload)]
         env = json.loads((state / "env-board.json").read_text())
         assert env["DATABASE_URL"] == info.database_url
         assert env["S3_ENDPOINT"] == info.s3.endpoint
