@@ -12,11 +12,13 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
+import httpx2
 import redis.asyncio
 from authlib.common.security import generate_token
+from authlib.integrations.base_client import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
-from mesh import InvalidField, Unauthenticated
+from mesh import InvalidField, Unauthenticated, Unavailable
 from services.auth.settings import AuthSettings
 
 STATE_PREFIX = "auth:oauth:state:"
@@ -97,14 +99,24 @@ class GoogleLogin:
         if saved is None:
             raise Unauthenticated("unknown or expired login state", code="OAUTH_STATE_INVALID")
         remembered = json.loads(saved)
-        async with self._client() as client:
-            await client.fetch_token(
-                self.settings.google_token_url, code=code, code_verifier=remembered["verifier"]
-            )
-            response = await client.get(self.settings.google_userinfo_url)
-        if response.status_code != 200:
+        # Google refusing the code (a bad PKCE verifier, a used or foreign code) is authlib's OAuthError,
+        # Google unreachable or answering garbage an httpx2 or JSON error: each must end as a MeshError,
+        # so the browser lands on the web client with ?error= instead of the call failing as INTERNAL.
+        try:
+            async with self._client() as client:
+                await client.fetch_token(
+                    self.settings.google_token_url, code=code, code_verifier=remembered["verifier"]
+                )
+                response = await client.get(self.settings.google_userinfo_url)
+            info = response.json() if response.status_code == 200 else None
+        except OAuthError as error:
+            raise Unauthenticated(
+                f"Google refused the authorization code: {error.error}", code="OAUTH_CODE_REJECTED"
+            ) from error
+        except (httpx2.HTTPError, ValueError) as error:
+            raise Unavailable("Google could not be asked", code="OAUTH_PROVIDER_FAILED") from error
+        if not isinstance(info, dict):
             raise Unauthenticated("Google did not return the user's profile", code="OAUTH_USERINFO_FAILED")
-        info = response.json()
         if not info.get("email") or info.get("email_verified") is False:
             raise Unauthenticated("the Google account has no verified e-mail", code="OAUTH_EMAIL_UNVERIFIED")
         identity = GoogleIdentity(

@@ -92,6 +92,8 @@ class FakeGoogle:
         #: Every token request's form, and the reason each refused one was refused.
         self.exchanges: list[dict[str, str]] = []
         self.refusals: list[str] = []
+        #: While set, the token endpoint answers like a load balancer in trouble: 503 and an HTML page.
+        self.outage = False
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-google", daemon=True)
@@ -191,6 +193,9 @@ def _handler(google: FakeGoogle) -> type[BaseHTTPRequestHandler]:
                 return
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length).decode()
+            if google.outage:
+                self._send(503, "text/html", b"<html><body>Service Unavailable</body></html>")
+                return
             form = {key: values[0] for key, values in parse_qs(body, keep_blank_values=True).items()}
             self._reply(*google.token(form, self.headers.get("Authorization")))
 
@@ -201,9 +206,11 @@ def _handler(google: FakeGoogle) -> type[BaseHTTPRequestHandler]:
             self._reply(*google.userinfo(self.headers.get("Authorization")))
 
         def _reply(self, status: int, document: dict[str, Any]) -> None:
-            payload = json.dumps(document).encode()
+            self._send(status, "application/json", json.dumps(document).encode())
+
+        def _send(self, status: int, content_type: str, payload: bytes) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
@@ -357,7 +364,7 @@ async def test_a_code_issued_for_another_challenge_fails_pkce(
     stolen = google.consent(victim, google_account("victim"))
     refusals = len(google.refusals)
     location = await _complete(oauth, code=stolen, state=_query(attacker)[1]["state"])
-    assert _failed_landing(location)
+    assert _failed_landing(location) == "oauth_code_rejected"
     assert google.refusals[refusals:] == ["pkce mismatch"]
 
 
@@ -391,3 +398,16 @@ async def test_an_allowed_landing_page_is_where_the_login_ends(
     assert set(tokens) == {"accessToken", "refreshToken", "userId"}
     hostile, _ = await _login(oauth, google, google_account("hostile"), "https://evil.example/oauth/callback")
     assert hostile == WEB_CALLBACK
+
+
+async def test_google_failing_lands_with_an_error(
+    oauth: auth_pb2_grpc.AuthServiceAsyncStub, google: FakeGoogle
+) -> None:
+    consent_url = await _start(oauth)
+    code = google.consent(consent_url, google_account("outage"))
+    google.outage = True
+    try:
+        location = await _complete(oauth, code=code, state=_query(consent_url)[1]["state"])
+    finally:
+        google.outage = False
+    assert _failed_landing(location) == "oauth_provider_failed"

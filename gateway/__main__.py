@@ -1,0 +1,29 @@
+"""``python -m gateway``: the REST gateway."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from mesh import configure_logging
+
+
+def main() -> None:
+    """Entry point: uvicorn with uvloop and httptools on the gateway's HTTP port."""
+    settings = GatewaySettings()
+    configure_logging(settings.workload, level=settings.log_level, json_lines=settings.log_json)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.bind_host,
+        port=settings.http_port or 8088,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+if __name__ == "__main__":
+    main()

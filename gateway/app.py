@@ -1,0 +1,348 @@
+"""The gateway as a Starlette application: REST, SSE and WebSocket to gRPC, and its own endpoints.
+
+Every service is mounted under ``/api/svc/<workload>`` and ``/svc/<workload>`` (the prefix is stripped
+before matching, as the original ingress did); ``/api/oauth2/*`` and ``/oauth2/*`` go to auth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import redis.asyncio as aioredis
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health_pb2
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route as HttpRoute, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+from wealist.mesh.v1 import options_pb2
+
+from gateway import docs, streams
+from gateway.errors import HttpError, from_rpc_error, from_status
+from gateway.metadata import grpc_timeout, outgoing_metadata
+from gateway.openapi import build_openapi
+from gateway.routing import Route, build_routes
+from gateway.settings import GatewaySettings
+from gateway.template import Router
+from gateway.transcode import build_request, envelope, response_payload
+from mesh import (
+    Channels,
+    MeshError,
+    RemoteJwks,
+    TokenVerifier,
+    UserAuth,
+    all_services,
+    load_tls,
+)
+from mesh._interceptors import bearer_token
+
+log = logging.getLogger("wealist.gateway")
+
+API_PREFIX = "/api/svc/"
+SEED_PREFIX = "/svc/"
+HTTP_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def split_prefix(path: str) -> tuple[str, str] | None:
+    """(workload, canonical path) of an API path; None for anything else (static files, own endpoints)."""
+    for prefix in (API_PREFIX, SEED_PREFIX):
+        if path.startswith(prefix):
+            workload, slash, rest = path[len(prefix) :].partition("/")
+            return (workload, slash + rest) if workload else None
+    if path.startswith("/api/oauth2/"):
+        return "auth", path[len("/api") :]
+    if path.startswith("/oauth2/"):
+        return "auth", path
+    return None
+
+
+def _json(body: Any, status: int, headers: Mapping[str, str]) -> Response:
+    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(payload, status_code=status, media_type="application/json", headers=dict(headers))
+
+
+@dataclass(slots=True)
+class Backend:
+    """One callable per route, on the long-lived channel of its workload."""
+
+    route: Route
+    call: Any
+
+
+class Gateway:
+    """The route table, the backend channels and the edge checks, built once at start."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        services: Sequence[ServiceDescriptor],
+        *,
+        addresses: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.services = list(services)
+        self.routes = build_routes(self.services)
+        self.workloads = sorted({route.workload for route in self.routes})
+        self.addresses = dict(addresses or {})
+        tls = None if settings.istio_mode else load_tls(settings.state_dir, settings.workload)
+        self.channels = Channels(settings, tls, addresses=self.addresses, propagate=False)
+        self.redis: aioredis.Redis = aioredis.from_url(settings.redis_url)
+        self.verifier = TokenVerifier(jwks=RemoteJwks(self.channels), redis=self.redis, issuer=settings.jwt_issuer)
+        self.routers: dict[str, Router[Backend]] = {}
+        for route in self.routes:
+            router = self.routers.setdefault(route.workload, Router())
+            router.add(route.verb, route.template, Backend(route, self._callable(route)))
+        self.openapi = build_openapi(self.services)
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "http_requests_total", "HTTP requests by route template and status.",
+            ["method", "route", "status"], registry=self.registry,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "http_request_duration_seconds", "Time to answer an HTTP request, by route template.",
+            ["method", "route"], registry=self.registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )  # fmt: skip
+
+    def _callable(self, route: Route) -> Any:
+        channel = self.channels.to(route.workload)
+        serialize = route.request_class.SerializeToString
+        deserialize = route.response_class.FromString
+        if route.client_streaming and route.server_streaming:
+            return channel.stream_stream(route.grpc_path, serialize, deserialize)
+        if route.server_streaming:
+            return channel.unary_stream(route.grpc_path, serialize, deserialize)
+        return channel.unary_unary(route.grpc_path, serialize, deserialize)
+
+    async def close(self) -> None:
+        """Close the channels and Redis (at shutdown)."""
+        await self.channels.close()
+        await self.redis.aclose()
+
+    def find(self, verb: str, path: str) -> tuple[Backend, dict[str, str]] | HttpError:
+        """The route of a request, or the 404/405 to answer."""
+        target = split_prefix(path)
+        router = self.routers.get(target[0]) if target else None
+        if target is None or router is None:
+            return HttpError(404, "NOT_FOUND", "no such route")
+        found = router.find(verb, target[1])
+        if found is not None:
+            return found
+        if router.allowed_methods(target[1]):
+            return HttpError(405, "METHOD_NOT_ALLOWED", f"{verb} is not allowed here")
+        return HttpError(404, "NOT_FOUND", "no such route")
+
+    async def user_token(self, route: Route, token: str | None) -> str | None:
+        """The token to forward, after checking it at the edge as the method's access option asks."""
+        if route.user is UserAuth.REFUSED:
+            return None
+        if token is None:
+            if route.user is UserAuth.REQUIRED:
+                raise HttpErrorException(HttpError(401, "TOKEN_MISSING", "an access token is required"))
+            return None
+        await self.verifier.verify(token, expected_type="access")
+        return token
+
+    def deadline(self, route: Route, header: str | None) -> float | None:
+        """Grpc-Timeout when the client sent one, else the workload's default; streams have none."""
+        if route.server_streaming or route.client_streaming:
+            return None
+        return grpc_timeout(header) or self.settings.deadline_for(route.workload)
+
+
+class HttpErrorException(Exception):  # noqa: N818 - carries an HttpError, not an error of its own
+    """Stops handling with a ready HttpError."""
+
+    def __init__(self, error: HttpError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def mesh_error(error: MeshError) -> HttpError:
+    """The HttpError of a domain error raised in the gateway itself (a bad body, a bad token)."""
+    field = getattr(error, "field", None)
+    return HttpError(
+        status=from_status(error.status, error.message).status, code=error.code, message=error.message, field=field
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes (declared or streamed)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HttpErrorException(HttpError(413, "PAYLOAD_TOO_LARGE", f"the body exceeds {limit} bytes"))
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HttpErrorException(HttpError(413, "PAYLOAD_TOO_LARGE", f"the body exceeds {limit} bytes"))
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _request_token(request: Request | WebSocket, *, allow_query: bool) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        return bearer_token(header)
+    return request.query_params.get("token") if allow_query else None
+
+
+def create_app(
+    settings: GatewaySettings,
+    *,
+    services: Sequence[ServiceDescriptor] | None = None,
+    addresses: Mapping[str, str] | None = None,
+) -> Starlette:
+    """The gateway application for these services (all of the platform's by default)."""
+    gateway = Gateway(settings, services if services is not None else list(all_services()), addresses=addresses)
+
+    async def api(request: Request) -> Response:
+        started = time.perf_counter()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        headers = {"x-request-id": request_id}
+        label = "unmatched"
+        found = gateway.find(request.method, request.url.path)
+        try:
+            if isinstance(found, HttpError):
+                raise HttpErrorException(found)
+            backend, values = found
+            route = backend.route
+            label = f"/{route.workload}{route.template.source}"
+            if route.stream == options_pb2.STREAM_TRANSPORT_SSE:
+                return await streams.sse(gateway, backend, values, request, request_id)
+            token = await gateway.user_token(route, _request_token(request, allow_query=False))
+            body = await read_body(request, settings.max_body_bytes) if route.body else b""
+            message = build_request(route, values, request.query_params.multi_items(), body)
+            reply = await backend.call(
+                message,
+                timeout=gateway.deadline(route, request.headers.get("grpc-timeout")),
+                metadata=outgoing_metadata(request.headers, request_id=request_id, token=token),
+            )
+            if route.redirect_field:
+                location = getattr(reply, route.redirect_field)
+                response: Response = RedirectResponse(location, status_code=302, headers=headers)
+            else:
+                payload = envelope(route, response_payload(route, reply), request_id)
+                response = _json(payload, route.success_status, headers)
+        except HttpErrorException as stop:
+            response = _json(stop.error.body(), stop.error.status, headers)
+        except MeshError as error:
+            failure = mesh_error(error)
+            response = _json(failure.body(), failure.status, headers)
+        except grpc.aio.AioRpcError as error:
+            failure = from_rpc_error(error)
+            response = _json(failure.body(), failure.status, headers)
+        gateway.requests.labels(request.method, label, str(response.status_code)).inc()
+        gateway.latency.labels(request.method, label).observe(time.perf_counter() - started)
+        return response
+
+    async def socket(websocket: WebSocket) -> None:
+        found = gateway.find("GET", websocket.url.path)
+        if isinstance(found, HttpError) or found[0].route.stream != options_pb2.STREAM_TRANSPORT_WEBSOCKET:
+            await websocket.close(code=4404)
+            return
+        await streams.websocket(gateway, found[0], found[1], websocket)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "service": "gateway"})
+
+    async def ready(request: Request) -> Response:
+        states = {workload: await _backend_state(gateway, workload) for workload in gateway.workloads}
+        ok = all(state == "SERVING" for state in states.values())
+        return JSONResponse({"status": "ready" if ok else "not_ready", "backends": states}, 200 if ok else 503)
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(gateway.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(gateway.openapi)
+
+    async def docs_page(request: Request) -> Response:
+        return HTMLResponse(docs.docs_html("/openapi.json", "/docs/assets"))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await gateway.close()
+
+    routes: list[Any] = [
+        HttpRoute("/health", health),
+        HttpRoute("/ready", ready),
+        HttpRoute("/metrics", metrics),
+        HttpRoute("/openapi.json", openapi),
+        HttpRoute("/docs", docs_page),
+        Mount("/docs/assets", app=StaticFiles(directory=docs.assets_directory())),
+        HttpRoute("/api/{path:path}", api, methods=HTTP_METHODS),
+        HttpRoute("/svc/{path:path}", api, methods=HTTP_METHODS),
+        HttpRoute("/oauth2/{path:path}", api, methods=HTTP_METHODS),
+        WebSocketRoute("/api/{path:path}", socket),
+        WebSocketRoute("/svc/{path:path}", socket),
+    ]
+    if settings.web_root is not None:
+        routes += web_client_routes(settings)
+    middleware = [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=[*HTTP_METHODS, "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID", "X-Workspace-Id", "Grpc-Timeout"],
+            expose_headers=["X-Request-ID"],
+            max_age=600,
+        )
+    ]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.gateway = gateway
+    return app
+
+
+async def _backend_state(gateway: Gateway, workload: str) -> str:
+    check = gateway.channels.to(workload).unary_unary(
+        "/grpc.health.v1.Health/Check",
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )
+    try:
+        reply = await check(health_pb2.HealthCheckRequest(), timeout=gateway.settings.ready_timeout_seconds)
+    except grpc.aio.AioRpcError as error:
+        return error.code().name
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+def web_client_routes(settings: GatewaySettings) -> list[Any]:
+    """A built single-page client at /: its files, index.html for client-side routes, and /config.js."""
+    root = settings.web_root
+    assert root is not None
+    files = StaticFiles(directory=root)
+
+    async def config_js(request: Request) -> Response:
+        # Mode A of the web client: API_BASE_URL "" makes it call /api/svc/<svc> on this same origin.
+        return PlainTextResponse(
+            'window.__ENV__ = {"API_BASE_URL": "", "API_DOMAIN": ""};\n', media_type="application/javascript"
+        )
+
+    async def spa(request: Request) -> Response:
+        path = request.path_params.get("path", "")
+        candidate = (root / path).resolve()
+        if path and candidate.is_file() and candidate.is_relative_to(root.resolve()):
+            return await files.get_response(path, request.scope)
+        return HTMLResponse((root / "index.html").read_text())
+
+    return [HttpRoute("/config.js", config_js), HttpRoute("/{path:path}", spa)]
+
+
+Factory = Callable[[GatewaySettings], Starlette]

@@ -1,0 +1,91 @@
+"""The one gRPC → HTTP status table and the error envelope every service's REST errors use.
+
+The table is google.rpc.Code's documented HTTP mapping (as grpc-gateway v2 applies it). The body is
+the contract's ``{"error": {"code", "message"}}``, plus ``field`` when a request field was at fault;
+``code`` is the machine reason from ``google.rpc.ErrorInfo`` when the service sent one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+HTTP_STATUS: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,
+}
+
+# Messages of statuses whose text may carry internals: the client gets a fixed sentence instead.
+OPAQUE = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
+
+
+def http_status(code: grpc.StatusCode) -> int:
+    """HTTP status of a gRPC status code."""
+    return HTTP_STATUS.get(code, 500)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpError:
+    """An error ready to send: status and the envelope's fields."""
+
+    status: int
+    code: str
+    message: str
+    field: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        """The contract's error envelope."""
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field:
+            error["field"] = self.field
+        return {"error": error}
+
+
+def from_status(code: grpc.StatusCode, message: str, details: bytes | None = None) -> HttpError:
+    """An HttpError from a gRPC status and its ``grpc-status-details-bin``."""
+    reason = code.name
+    field = None
+    if details:
+        status = status_pb2.Status.FromString(details)
+        for detail in status.details:
+            info = error_details_pb2.ErrorInfo()
+            bad = error_details_pb2.BadRequest()
+            if detail.Unpack(info):
+                reason = info.reason or reason
+            elif detail.Unpack(bad) and bad.field_violations:
+                field = bad.field_violations[0].field
+    if code in OPAQUE:
+        message = "internal error"
+    return HttpError(status=http_status(code), code=reason, message=message, field=field)
+
+
+def from_rpc_error(error: grpc.aio.AioRpcError) -> HttpError:
+    """An HttpError from a failed call."""
+    details = None
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin" and isinstance(value, bytes):
+            details = value
+    code = error.code()
+    message = error.details() or code.name
+    if code is grpc.StatusCode.UNAVAILABLE and details is None:
+        # Transport failures (backend down, refused connection) carry no service message worth sending.
+        message = "the service is unavailable"
+    return from_status(code, message, details)

@@ -1,0 +1,173 @@
+"""Streaming RPCs over HTTP: server streams as SSE or WebSocket, bidirectional streams as WebSocket.
+
+Browsers cannot set headers on EventSource or WebSocket, so these routes also take the access token
+from ``?token=``, as the web client sends it. When the client goes away the gRPC call is cancelled, so
+the service releases what it held for the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import grpc
+from google.protobuf.message import Message
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from gateway.errors import HttpError, from_rpc_error
+from gateway.metadata import outgoing_metadata
+from gateway.transcode import build_request, merge_json, response_payload
+from mesh import MeshError
+
+if TYPE_CHECKING:
+    from gateway.app import Backend, Gateway
+
+# A socket closed for a reason the client should not retry blindly: 4401 like HTTP 401, 4403 like 403.
+WS_CLOSE_BASE = 4000
+
+
+def _query_without_token(query: Any) -> list[tuple[str, str]]:
+    return [(key, value) for key, value in query.multi_items() if key != "token"]
+
+
+def _token(request: Request | WebSocket) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.query_params.get("token")
+
+
+def _event(name: str, data: Any) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n".encode()
+
+
+async def sse(
+    gateway: Gateway, backend: Backend, values: Mapping[str, str], request: Request, request_id: str
+) -> Response:
+    """A server-streaming RPC as server-sent events: ``connected``, then one event per message."""
+    from gateway.app import HttpErrorException  # noqa: PLC0415 - app imports this module
+
+    route = backend.route
+    try:
+        token = await gateway.user_token(route, _token(request))
+    except MeshError as error:
+        raise HttpErrorException(HttpError(401, error.code, error.message)) from None
+    message = build_request(route, values, _query_without_token(request.query_params), b"")
+    call = backend.call(message, metadata=outgoing_metadata(request.headers, request_id=request_id, token=token))
+    try:
+        await call.initial_metadata()
+    except grpc.aio.AioRpcError as error:
+        raise HttpErrorException(from_rpc_error(error)) from None
+    ping = gateway.settings.sse_ping_seconds
+
+    async def events() -> AsyncIterator[bytes]:
+        yield _event("connected", {"requestId": request_id})
+        reader = aiter(call)
+        pending: asyncio.Task[Message] | None = None
+        try:
+            while True:
+                pending = pending or asyncio.ensure_future(anext(reader))
+                done, _ = await asyncio.wait({pending}, timeout=ping)
+                if not done:
+                    yield b":ping\n\n"
+                    continue
+                try:
+                    reply = pending.result()
+                except StopAsyncIteration:
+                    return
+                except grpc.aio.AioRpcError as error:
+                    yield _event("error", from_rpc_error(error).body())
+                    return
+                finally:
+                    if done:
+                        pending = None
+                yield _event(route.sse_event, response_payload(route, reply))
+        finally:
+            if pending is not None:
+                pending.cancel()
+            call.cancel()
+
+    headers = {"x-request-id": request_id, "cache-control": "no-cache", "x-accel-buffering": "no"}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+
+async def websocket(gateway: Gateway, backend: Backend, values: Mapping[str, str], socket: WebSocket) -> None:
+    """A streaming RPC over a WebSocket: JSON text frames both ways."""
+    route = backend.route
+    request_id = socket.headers.get("x-request-id") or uuid.uuid4().hex
+    query = _query_without_token(socket.query_params)
+    try:
+        token = await gateway.user_token(route, _token(socket))
+        first = build_request(route, values, query, b"")
+    except MeshError as error:
+        await socket.close(code=WS_CLOSE_BASE + (401 if error.status is grpc.StatusCode.UNAUTHENTICATED else 400))
+        return
+    except Exception as error:  # HttpErrorException: a missing token
+        status = getattr(getattr(error, "error", None), "status", 400)
+        await socket.close(code=WS_CLOSE_BASE + int(status))
+        return
+    await socket.accept()
+    metadata = outgoing_metadata(socket.headers, request_id=request_id, token=token)
+    if route.client_streaming:
+        outgoing: asyncio.Queue[Message | None] = asyncio.Queue()
+        await outgoing.put(first)
+        call = backend.call(_drain(outgoing), metadata=metadata)
+        reader = asyncio.create_task(_read_frames(socket, route, values, query, outgoing))
+    else:
+        call = backend.call(first, metadata=metadata)
+        reader = asyncio.create_task(_ignore_frames(socket))
+    try:
+        async for reply in call:
+            await socket.send_text(json.dumps(response_payload(route, reply), ensure_ascii=False))
+        await socket.close(code=1000)
+    except grpc.aio.AioRpcError as error:
+        if error.code() is not grpc.StatusCode.CANCELLED:
+            failure = from_rpc_error(error)
+            with contextlib.suppress(Exception):
+                await socket.send_text(json.dumps(failure.body()))
+                await socket.close(code=WS_CLOSE_BASE + failure.status)
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        call.cancel()
+        reader.cancel()
+
+
+async def _drain(queue: asyncio.Queue[Message | None]) -> AsyncIterator[Message]:
+    while (item := await queue.get()) is not None:
+        yield item
+
+
+async def _read_frames(
+    socket: WebSocket,
+    route: Any,
+    values: Mapping[str, str],
+    query: list[tuple[str, str]],
+    outgoing: asyncio.Queue[Message | None],
+) -> None:
+    """Client frames → request messages (path and query fields repeated on each), until the client goes."""
+    try:
+        while True:
+            text = await socket.receive_text()
+            message = build_request(route, values, query, b"")
+            try:
+                merge_json(message, json.loads(text))
+            except (MeshError, json.JSONDecodeError) as error:
+                await socket.send_text(json.dumps({"error": {"code": "BAD_FRAME", "message": str(error)}}))
+                continue
+            await outgoing.put(message)
+    except (WebSocketDisconnect, RuntimeError):
+        await outgoing.put(None)
+
+
+async def _ignore_frames(socket: WebSocket) -> None:
+    """A server-streaming socket: read (and drop) client frames so close frames are noticed."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while True:
+            await socket.receive_text()

@@ -1,0 +1,97 @@
+"""Proto3 JSON both ways: HTTP request → request message, response message → the envelope's JSON.
+
+Unknown request fields are ignored, as the original backends did; a value of the wrong type is a 400
+naming the field by its JSON path. Responses print fields without presence (empty lists, ``false``,
+``0``) because the web client reads them unconditionally.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from wealist.mesh.v1 import options_pb2
+
+from gateway.query import apply_query, set_field
+from gateway.routing import Route
+from mesh import InvalidArgument, InvalidField
+
+# json_format names the failing field in each nesting level: "Failed to parse a field: Failed to parse b".
+_FAILED_FIELD = re.compile(r"Failed to parse (\w+) field")
+
+
+def _field_of(error: json_format.ParseError) -> str | None:
+    names = _FAILED_FIELD.findall(str(error))
+    return ".".join(names) if names else None
+
+
+def parse_json_object(raw: bytes) -> Any:
+    """The decoded JSON body; 400 when it is not JSON."""
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InvalidArgument("the request body is not valid JSON", code="MALFORMED_JSON") from None
+
+
+def merge_json(message: Message, document: Any, *, prefix: str = "") -> None:
+    """Merge a decoded JSON value into ``message``; INVALID_ARGUMENT naming the field on a type error."""
+    if not isinstance(document, dict):
+        raise InvalidField(prefix or "body", "must be a JSON object")
+    try:
+        json_format.ParseDict(document, message, ignore_unknown_fields=True)
+    except json_format.ParseError as error:
+        field = _field_of(error)
+        path = ".".join(part for part in (prefix, field) if part) or "body"
+        raise InvalidField(path, "has the wrong type or format") from None
+
+
+def build_request(
+    route: Route,
+    path_values: Mapping[str, str],
+    query: Iterable[tuple[str, str]],
+    body: bytes,
+) -> Message:
+    """The request message of one HTTP call: body first, then path variables, then the query."""
+    message = route.request_class()
+    if route.body and body.strip():
+        document = parse_json_object(body)
+        if route.body == "*":
+            merge_json(message, document)
+        else:
+            target = getattr(message, route.body)
+            field = message.DESCRIPTOR.fields_by_name[route.body]
+            if field.message_type is not None and not isinstance(document, list):
+                merge_json(target, document, prefix=field.json_name)
+            else:
+                merge_json(message, {field.json_name: document})
+    for path, value in path_values.items():
+        set_field(message, path, value)
+    apply_query(message, query, bound=route.bound)
+    return message
+
+
+def to_json(message: Message) -> Any:
+    """Proto3 JSON of a message, camelCase, printing fields without presence."""
+    return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+
+
+def response_payload(route: Route, message: Message) -> Any:
+    """The JSON of the response, narrowed by ``response_body`` when the rule has one."""
+    if route.response_body:
+        field = message.DESCRIPTOR.fields_by_name[route.response_body]
+        whole = to_json(message)
+        return whole.get(field.json_name)
+    return to_json(message)
+
+
+def envelope(route: Route, payload: Any, request_id: str) -> Any:
+    """Wrap a payload in the route's envelope (bare, ``{data}``, or ``{data, requestId}``)."""
+    if route.envelope == options_pb2.ENVELOPE_DATA_REQUEST_ID:
+        return {"data": payload, "requestId": request_id}
+    if route.envelope == options_pb2.ENVELOPE_DATA:
+        return {"data": payload}
+    return payload

@@ -1,0 +1,185 @@
+"""A gateway served in-process beside the stack, with a test-only streaming service behind it.
+
+The real services have no streaming RPC yet, so ``meshtest.v1.EchoService`` (tests/gateway/protos)
+gives the gateway one method of every shape. It is compiled at session start, served by the shared
+runtime over mTLS like any service, and routed by a gateway built from the platform's descriptors plus
+its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import socket
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+import pytest_asyncio
+from grpc_tools import protoc
+
+from devstack import StackInfo
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from mesh import Hosted, MeshSettings, RemoteJwks, Runtime, all_services, current_call, ensure_dev_pki
+from mesh._http import http_server
+from tools.protogen import PROTO_ROOT, _googleapis_root
+
+PROTOS = Path(__file__).parent / "protos"
+
+
+@pytest.fixture(scope="session")
+def echo_modules(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModuleType, ModuleType]:
+    """``echo_pb2`` and ``echo_pb2_grpc``, generated into a temporary folder."""
+    out = tmp_path_factory.mktemp("echo-gen")
+    well_known = Path(protoc.__file__).parent / "_proto"
+    args = [
+        "protoc",
+        f"-I{PROTOS}",
+        f"-I{PROTO_ROOT}",
+        f"-I{well_known}",
+        f"-I{_googleapis_root()}",
+        f"--python_out={out}",
+        f"--grpc_python_out={out}",
+        "meshtest/v1/echo.proto",
+    ]
+    assert protoc.main(args) == 0
+    sys.path.insert(0, str(out))
+    return importlib.import_module("meshtest.v1.echo_pb2"), importlib.import_module("meshtest.v1.echo_pb2_grpc")
+
+
+def _servicer(pb2: ModuleType, pb2_grpc: ModuleType) -> Any:
+    def user_id() -> str:
+        call = current_call()
+        return call.user.user_id if call and call.user else ""
+
+    def workspace() -> str:
+        return ""
+
+    class Echo(pb2_grpc.EchoServiceServicer):  # type: ignore[misc,name-defined]
+        async def Echo(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
+            metadata = dict(context.invocation_metadata() or ())
+            return pb2.EchoResponse(
+                room=request.room,
+                text=request.text,
+                count=request.count,
+                tags=request.tags,
+                at=request.at if request.HasField("at") else None,
+                loud=request.loud,
+                user_id=user_id(),
+                workspace_id=str(metadata.get("x-workspace-id", workspace())),
+            )
+
+        async def WhoAmI(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
+            return pb2.WhoAmIResponse(user_id=user_id())
+
+        async def Fail(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
+            await context.abort(grpc.StatusCode(next(c for c in grpc.StatusCode if c.value[0] == request.code).value),
+                                "failing on purpose")
+
+        async def Ticks(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:  # noqa: N802
+            for number in range(request.count):
+                await asyncio.sleep(request.interval_ms / 1000)
+                yield pb2.Tick(number=number, user_id=user_id())
+            if request.count == 0:
+                await asyncio.Event().wait()  # forever: the client decides when it ends
+
+        async def Chat(self, requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:  # noqa: N802
+            async for frame in requests:
+                if frame.type == "ping":
+                    yield pb2.ChatFrame(room=frame.room, type="pong", user_id=user_id())
+                else:
+                    yield pb2.ChatFrame(room=frame.room, type="echo", text=frame.text, user_id=user_id())
+
+    return Echo()
+
+
+@dataclass
+class EchoBackend:
+    address: str
+    runtime: Runtime
+    pb2: ModuleType
+
+
+@pytest_asyncio.fixture(scope="session")
+async def echo_backend(stack: StackInfo, echo_modules: tuple[ModuleType, ModuleType]) -> AsyncIterator[EchoBackend]:
+    """The test service, served by the shared runtime over mTLS on a free port."""
+    pb2, pb2_grpc = echo_modules
+    ensure_dev_pki(stack.state_dir, ["echo"])
+    settings = MeshSettings(
+        workload="echo",
+        state_dir=stack.state_dir,
+        grpc_port=0,
+        http_port=0,
+        redis_url=stack.redis_url,
+        auth_addr=stack.services["auth"].addr,
+        log_json=False,
+    )
+    runtime = Runtime(settings)
+    runtime.verify_users_with(RemoteJwks(runtime.channels))
+    servicer = _servicer(pb2, pb2_grpc)
+    started = asyncio.Event()
+    service = pb2.DESCRIPTOR.services_by_name["EchoService"]
+    task = asyncio.create_task(
+        runtime.serve([Hosted(service, lambda server: pb2_grpc.add_EchoServiceServicer_to_server(servicer, server))],
+                      started=started)
+    )
+    await asyncio.wait_for(started.wait(), 10)
+    yield EchoBackend(f"127.0.0.1:{runtime.grpc_port}", runtime, pb2)
+    runtime.request_stop()
+    await task
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class GatewayUnderTest:
+    base_url: str
+    client: httpx.AsyncClient
+    settings: GatewaySettings
+
+
+@pytest_asyncio.fixture(scope="session")
+async def gateway(stack: StackInfo, echo_backend: EchoBackend) -> AsyncIterator[GatewayUnderTest]:
+    """The gateway app under a real uvicorn on a free port, routing the platform and the echo service."""
+    port = _free_port()
+    settings = GatewaySettings(
+        state_dir=stack.state_dir,
+        http_port=port,
+        redis_url=stack.redis_url,
+        auth_addr=stack.services["auth"].addr,
+        user_addr=stack.services["user"].addr,
+        max_body_bytes=64 * 1024,
+        sse_ping_seconds=0.2,
+        log_json=False,
+    )
+    echo_service = echo_backend.pb2.DESCRIPTOR.services_by_name["EchoService"]
+    app = create_app(
+        settings, services=[*all_services(), echo_service], addresses={"echo": echo_backend.address}
+    )
+    server = http_server(app)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(128)
+    sock.setblocking(False)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        for _ in range(100):
+            if server.started:
+                break
+            await asyncio.sleep(0.05)
+        yield GatewayUnderTest(base, client, settings)
+    server.should_exit = True
+    await task
