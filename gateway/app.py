@@ -12,7 +12,6 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -26,7 +25,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Mount, Route as HttpRoute, WebSocketRoute
+from starlette.routing import Mount, WebSocketRoute
+from starlette.routing import Route as HttpRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 from wealist.mesh.v1 import options_pb2
@@ -75,12 +75,36 @@ def _json(body: Any, status: int, headers: Mapping[str, str]) -> Response:
     return Response(payload, status_code=status, media_type="application/json", headers=dict(headers))
 
 
-@dataclass(slots=True)
 class Backend:
-    """One callable per route, on the long-lived channel of its workload."""
+    """One callable per route, on the long-lived channel of its workload.
 
-    route: Route
-    call: Any
+    Made on first use: a grpc.aio channel belongs to the event loop it was created in, and the app is
+    built before the server's loop runs.
+    """
+
+    __slots__ = ("_call", "_channels", "route")
+
+    def __init__(self, route: Route, channels: Channels) -> None:
+        self.route = route
+        self._channels = channels
+        self._call: Any = None
+
+    @property
+    def call(self) -> Any:
+        """The multi-callable of this route's gRPC method."""
+        if self._call is None:
+            self._call = _callable(self.route, self._channels.to(self.route.workload))
+        return self._call
+
+
+def _callable(route: Route, channel: grpc.aio.Channel) -> Any:
+    serialize = route.request_class.SerializeToString
+    deserialize = route.response_class.FromString
+    if route.client_streaming and route.server_streaming:
+        return channel.stream_stream(route.grpc_path, serialize, deserialize)
+    if route.server_streaming:
+        return channel.unary_stream(route.grpc_path, serialize, deserialize)
+    return channel.unary_unary(route.grpc_path, serialize, deserialize)
 
 
 class Gateway:
@@ -101,11 +125,13 @@ class Gateway:
         tls = None if settings.istio_mode else load_tls(settings.state_dir, settings.workload)
         self.channels = Channels(settings, tls, addresses=self.addresses, propagate=False)
         self.redis: aioredis.Redis = aioredis.from_url(settings.redis_url)
-        self.verifier = TokenVerifier(jwks=RemoteJwks(self.channels), redis=self.redis, issuer=settings.jwt_issuer)
+        self.verifier = TokenVerifier(
+            jwks=RemoteJwks(self.channels), redis=self.redis, issuer=settings.jwt_issuer
+        )
         self.routers: dict[str, Router[Backend]] = {}
         for route in self.routes:
             router = self.routers.setdefault(route.workload, Router())
-            router.add(route.verb, route.template, Backend(route, self._callable(route)))
+            router.add(route.verb, route.template, Backend(route, self.channels))
         self.openapi = build_openapi(self.services)
         self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -117,16 +143,6 @@ class Gateway:
             ["method", "route"], registry=self.registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )  # fmt: skip
-
-    def _callable(self, route: Route) -> Any:
-        channel = self.channels.to(route.workload)
-        serialize = route.request_class.SerializeToString
-        deserialize = route.response_class.FromString
-        if route.client_streaming and route.server_streaming:
-            return channel.stream_stream(route.grpc_path, serialize, deserialize)
-        if route.server_streaming:
-            return channel.unary_stream(route.grpc_path, serialize, deserialize)
-        return channel.unary_unary(route.grpc_path, serialize, deserialize)
 
     async def close(self) -> None:
         """Close the channels and Redis (at shutdown)."""
@@ -164,7 +180,7 @@ class Gateway:
         return grpc_timeout(header) or self.settings.deadline_for(route.workload)
 
 
-class HttpErrorException(Exception):  # noqa: N818 - carries an HttpError, not an error of its own
+class HttpErrorException(Exception):
     """Stops handling with a ready HttpError."""
 
     def __init__(self, error: HttpError) -> None:
@@ -176,7 +192,10 @@ def mesh_error(error: MeshError) -> HttpError:
     """The HttpError of a domain error raised in the gateway itself (a bad body, a bad token)."""
     field = getattr(error, "field", None)
     return HttpError(
-        status=from_status(error.status, error.message).status, code=error.code, message=error.message, field=field
+        status=from_status(error.status, error.message).status,
+        code=error.code,
+        message=error.message,
+        field=field,
     )
 
 
@@ -201,6 +220,91 @@ def _request_token(request: Request | WebSocket, *, allow_query: bool) -> str | 
     return request.query_params.get("token") if allow_query else None
 
 
+async def api(request: Request) -> Response:
+    """Every REST call: route, check at the edge, transcode, call, wrap."""
+    gateway: Gateway = request.app.state.gateway
+    settings = gateway.settings
+    started = time.perf_counter()
+    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    headers = {"x-request-id": request_id}
+    label = "unmatched"
+    # The path as sent: templates decode each variable themselves (%2F inside a segment stays in it).
+    found = gateway.find(request.method, request.scope["raw_path"].decode("latin-1"))
+    try:
+        if isinstance(found, HttpError):
+            raise HttpErrorException(found)
+        backend, values = found
+        route = backend.route
+        label = f"/{route.workload}{route.template.source}"
+        if route.stream == options_pb2.STREAM_TRANSPORT_SSE:
+            return await streams.sse(gateway, backend, values, request, request_id)
+        token = await gateway.user_token(route, _request_token(request, allow_query=False))
+        body = await read_body(request, settings.max_body_bytes) if route.body else b""
+        message = build_request(route, values, request.query_params.multi_items(), body)
+        reply = await backend.call(
+            message,
+            timeout=gateway.deadline(route, request.headers.get("grpc-timeout")),
+            metadata=outgoing_metadata(request.headers, request_id=request_id, token=token),
+        )
+        if route.redirect_field:
+            location = getattr(reply, route.redirect_field)
+            response: Response = RedirectResponse(location, status_code=302, headers=headers)
+        else:
+            payload = envelope(route, response_payload(route, reply), request_id)
+            response = _json(payload, route.success_status, headers)
+    except HttpErrorException as stop:
+        response = _json(stop.error.body(), stop.error.status, headers)
+    except MeshError as error:
+        failure = mesh_error(error)
+        response = _json(failure.body(), failure.status, headers)
+    except grpc.aio.AioRpcError as error:
+        failure = from_rpc_error(error)
+        response = _json(failure.body(), failure.status, headers)
+    gateway.requests.labels(request.method, label, str(response.status_code)).inc()
+    gateway.latency.labels(request.method, label).observe(time.perf_counter() - started)
+    return response
+
+
+async def socket(websocket: WebSocket) -> None:
+    """Every WebSocket: a streaming route whose transport is WEBSOCKET, or closed with 4404."""
+    gateway: Gateway = websocket.app.state.gateway
+    found = gateway.find("GET", websocket.scope["raw_path"].decode("latin-1"))
+    if isinstance(found, HttpError) or found[0].route.stream != options_pb2.STREAM_TRANSPORT_WEBSOCKET:
+        await websocket.close(code=4404)
+        return
+    await streams.websocket(gateway, found[0], found[1], websocket)
+
+
+async def health(request: Request) -> Response:
+    """Alive."""
+    return JSONResponse({"status": "ok", "service": "gateway"})
+
+
+async def ready(request: Request) -> Response:
+    """Ready when every backend's gRPC health says SERVING."""
+    gateway: Gateway = request.app.state.gateway
+    states = {workload: await _backend_state(gateway, workload) for workload in gateway.workloads}
+    ok = all(state == "SERVING" for state in states.values())
+    return JSONResponse({"status": "ready" if ok else "not_ready", "backends": states}, 200 if ok else 503)
+
+
+async def metrics(request: Request) -> Response:
+    """Requests and latency by route template."""
+    gateway: Gateway = request.app.state.gateway
+    return Response(generate_latest(gateway.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def openapi(request: Request) -> Response:
+    """The OpenAPI 3.1 document, built once at start from the descriptors."""
+    gateway: Gateway = request.app.state.gateway
+    return JSONResponse(gateway.openapi)
+
+
+async def docs_page(request: Request) -> Response:
+    """Swagger UI over /openapi.json, its assets served from here."""
+    return HTMLResponse(docs.docs_html("/openapi.json", "/docs/assets"))
+
+
 def create_app(
     settings: GatewaySettings,
     *,
@@ -208,71 +312,9 @@ def create_app(
     addresses: Mapping[str, str] | None = None,
 ) -> Starlette:
     """The gateway application for these services (all of the platform's by default)."""
-    gateway = Gateway(settings, services if services is not None else list(all_services()), addresses=addresses)
-
-    async def api(request: Request) -> Response:
-        started = time.perf_counter()
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        headers = {"x-request-id": request_id}
-        label = "unmatched"
-        found = gateway.find(request.method, request.url.path)
-        try:
-            if isinstance(found, HttpError):
-                raise HttpErrorException(found)
-            backend, values = found
-            route = backend.route
-            label = f"/{route.workload}{route.template.source}"
-            if route.stream == options_pb2.STREAM_TRANSPORT_SSE:
-                return await streams.sse(gateway, backend, values, request, request_id)
-            token = await gateway.user_token(route, _request_token(request, allow_query=False))
-            body = await read_body(request, settings.max_body_bytes) if route.body else b""
-            message = build_request(route, values, request.query_params.multi_items(), body)
-            reply = await backend.call(
-                message,
-                timeout=gateway.deadline(route, request.headers.get("grpc-timeout")),
-                metadata=outgoing_metadata(request.headers, request_id=request_id, token=token),
-            )
-            if route.redirect_field:
-                location = getattr(reply, route.redirect_field)
-                response: Response = RedirectResponse(location, status_code=302, headers=headers)
-            else:
-                payload = envelope(route, response_payload(route, reply), request_id)
-                response = _json(payload, route.success_status, headers)
-        except HttpErrorException as stop:
-            response = _json(stop.error.body(), stop.error.status, headers)
-        except MeshError as error:
-            failure = mesh_error(error)
-            response = _json(failure.body(), failure.status, headers)
-        except grpc.aio.AioRpcError as error:
-            failure = from_rpc_error(error)
-            response = _json(failure.body(), failure.status, headers)
-        gateway.requests.labels(request.method, label, str(response.status_code)).inc()
-        gateway.latency.labels(request.method, label).observe(time.perf_counter() - started)
-        return response
-
-    async def socket(websocket: WebSocket) -> None:
-        found = gateway.find("GET", websocket.url.path)
-        if isinstance(found, HttpError) or found[0].route.stream != options_pb2.STREAM_TRANSPORT_WEBSOCKET:
-            await websocket.close(code=4404)
-            return
-        await streams.websocket(gateway, found[0], found[1], websocket)
-
-    async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "service": "gateway"})
-
-    async def ready(request: Request) -> Response:
-        states = {workload: await _backend_state(gateway, workload) for workload in gateway.workloads}
-        ok = all(state == "SERVING" for state in states.values())
-        return JSONResponse({"status": "ready" if ok else "not_ready", "backends": states}, 200 if ok else 503)
-
-    async def metrics(request: Request) -> Response:
-        return Response(generate_latest(gateway.registry), media_type=CONTENT_TYPE_LATEST)
-
-    async def openapi(request: Request) -> Response:
-        return JSONResponse(gateway.openapi)
-
-    async def docs_page(request: Request) -> Response:
-        return HTMLResponse(docs.docs_html("/openapi.json", "/docs/assets"))
+    gateway = Gateway(
+        settings, services if services is not None else list(all_services()), addresses=addresses
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -85,7 +85,9 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> HttpError:
             details = value
     code = error.code()
     message = error.details() or code.name
-    if code is grpc.StatusCode.UNAVAILABLE and details is None:
-        # Transport failures (backend down, refused connection) carry no service message worth sending.
-        message = "the service is unavailable"
+    trailing = {key for key, _ in error.trailing_metadata() or ()}
+    if "x-request-id" not in trailing:
+        # Not answered by a service (every one echoes the request id): a transport failure, whose text
+        # names addresses and resolver internals the client has no use for.
+        message = "the service is unavailable" if code is grpc.StatusCode.UNAVAILABLE else code.name.lower()
     return from_status(code, message, details)

@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from wealist.mesh.v1 import options_pb2
 
+from gateway.query import resolve_field
 from gateway.template import PathTemplate
 from mesh import UserAuth, method_access, method_path, workload_of
 
@@ -95,6 +96,12 @@ def build_routes(services: Iterable[ServiceDescriptor]) -> list[Route]:
             request_class = GetMessageClass(method.input_type)
             for binding in bindings(method):
                 template = PathTemplate.parse(binding.pattern)
+                for variable in template.variables:
+                    target = resolve_field(method.input_type, variable)
+                    if target is None or target.error or target.descriptor.is_repeated:
+                        raise ValueError(
+                            f"{method_path(method)}: path variable {variable!r} names no settable field"
+                        )
                 bound = set(template.variables)
                 if binding.body == "*":
                     bound |= {field.name for field in method.input_type.fields}

@@ -22,7 +22,7 @@ class GatewaySettings(MeshSettings):
     max_body_bytes: int = 1 << 20
     # Per-workload default deadline of unary calls when the client sends no Grpc-Timeout.
     default_deadline_seconds: float = 30.0
-    deadline_overrides: dict[str, float] = {"storage": 120.0}
+    deadline_overrides: dict[str, float] = Field(default_factory=lambda: {"storage": 120.0})
     # Seconds between SSE keep-alive comments.
     sse_ping_seconds: float = 30.0
     # A built single-page web client to serve at / (index.html fallback and /config.js).

@@ -59,7 +59,9 @@ async def sse(
     except MeshError as error:
         raise HttpErrorException(HttpError(401, error.code, error.message)) from None
     message = build_request(route, values, _query_without_token(request.query_params), b"")
-    call = backend.call(message, metadata=outgoing_metadata(request.headers, request_id=request_id, token=token))
+    call = backend.call(
+        message, metadata=outgoing_metadata(request.headers, request_id=request_id, token=token)
+    )
     try:
         await call.initial_metadata()
     except grpc.aio.AioRpcError as error:
@@ -68,25 +70,22 @@ async def sse(
 
     async def events() -> AsyncIterator[bytes]:
         yield _event("connected", {"requestId": request_id})
-        reader = aiter(call)
-        pending: asyncio.Task[Message] | None = None
+        pending: asyncio.Future[Any] | None = None
         try:
             while True:
-                pending = pending or asyncio.ensure_future(anext(reader))
+                pending = pending or asyncio.ensure_future(call.read())
                 done, _ = await asyncio.wait({pending}, timeout=ping)
                 if not done:
                     yield b":ping\n\n"
                     continue
+                finished, pending = pending, None
                 try:
-                    reply = pending.result()
-                except StopAsyncIteration:
-                    return
+                    reply = finished.result()
                 except grpc.aio.AioRpcError as error:
                     yield _event("error", from_rpc_error(error).body())
                     return
-                finally:
-                    if done:
-                        pending = None
+                if reply is grpc.aio.EOF:
+                    return
                 yield _event(route.sse_event, response_payload(route, reply))
         finally:
             if pending is not None:
@@ -106,17 +105,23 @@ async def websocket(gateway: Gateway, backend: Backend, values: Mapping[str, str
         token = await gateway.user_token(route, _token(socket))
         first = build_request(route, values, query, b"")
     except MeshError as error:
-        await socket.close(code=WS_CLOSE_BASE + (401 if error.status is grpc.StatusCode.UNAUTHENTICATED else 400))
+        # Accepted, then closed with 4000 + the HTTP status: a browser sees the code, where a refused
+        # handshake would only show 1006.
+        await socket.accept()
+        await socket.close(
+            code=WS_CLOSE_BASE + (401 if error.status is grpc.StatusCode.UNAUTHENTICATED else 400)
+        )
         return
     except Exception as error:  # HttpErrorException: a missing token
         status = getattr(getattr(error, "error", None), "status", 400)
+        await socket.accept()
         await socket.close(code=WS_CLOSE_BASE + int(status))
         return
     await socket.accept()
     metadata = outgoing_metadata(socket.headers, request_id=request_id, token=token)
     if route.client_streaming:
+        # Each client frame is one request message (with the path's fields); none is sent before the first.
         outgoing: asyncio.Queue[Message | None] = asyncio.Queue()
-        await outgoing.put(first)
         call = backend.call(_drain(outgoing), metadata=metadata)
         reader = asyncio.create_task(_read_frames(socket, route, values, query, outgoing))
     else:

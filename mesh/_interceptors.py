@@ -146,6 +146,12 @@ class _CallScope:
             traceparent=metadata.get("traceparent"),
         )
         self.token = _current.set(call)
+        # Set now so that it also goes out when the servicer ends the call itself (context.abort).
+        self.context.set_trailing_metadata((("x-request-id", self.request_id),))
+        if self.access.server_streaming:
+            # Tell the caller at once that the stream is accepted (the gateway's SSE "connected" event
+            # waits for it), rather than when the first message happens to be sent.
+            await self.context.send_initial_metadata((("x-request-id", self.request_id),))
         return call
 
     async def __aexit__(
@@ -153,7 +159,7 @@ class _CallScope:
     ) -> None:
         try:
             if exc is None:
-                self.context.set_trailing_metadata((("x-request-id", self.request_id),))
+                pass
             elif isinstance(exc, MeshError):
                 await self._abort(exc)
             elif isinstance(exc, grpc.aio.AioRpcError):

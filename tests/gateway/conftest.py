@@ -27,7 +27,17 @@ from grpc_tools import protoc
 from devstack import StackInfo
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from mesh import Hosted, MeshSettings, RemoteJwks, Runtime, all_services, current_call, ensure_dev_pki
+from mesh import (
+    Channels,
+    Hosted,
+    MeshSettings,
+    RemoteJwks,
+    Runtime,
+    all_services,
+    current_call,
+    ensure_dev_pki,
+    load_tls,
+)
 from mesh._http import http_server
 from tools.protogen import PROTO_ROOT, _googleapis_root
 
@@ -51,7 +61,9 @@ def echo_modules(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModuleType, 
     ]
     assert protoc.main(args) == 0
     sys.path.insert(0, str(out))
-    return importlib.import_module("meshtest.v1.echo_pb2"), importlib.import_module("meshtest.v1.echo_pb2_grpc")
+    return importlib.import_module("meshtest.v1.echo_pb2"), importlib.import_module(
+        "meshtest.v1.echo_pb2_grpc"
+    )
 
 
 def _servicer(pb2: ModuleType, pb2_grpc: ModuleType) -> Any:
@@ -63,7 +75,7 @@ def _servicer(pb2: ModuleType, pb2_grpc: ModuleType) -> Any:
         return ""
 
     class Echo(pb2_grpc.EchoServiceServicer):  # type: ignore[misc,name-defined]
-        async def Echo(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
+        async def Echo(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             metadata = dict(context.invocation_metadata() or ())
             return pb2.EchoResponse(
                 room=request.room,
@@ -76,21 +88,27 @@ def _servicer(pb2: ModuleType, pb2_grpc: ModuleType) -> Any:
                 workspace_id=str(metadata.get("x-workspace-id", workspace())),
             )
 
-        async def WhoAmI(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
+        async def WhoAmI(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             return pb2.WhoAmIResponse(user_id=user_id())
 
-        async def Fail(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:  # noqa: N802
-            await context.abort(grpc.StatusCode(next(c for c in grpc.StatusCode if c.value[0] == request.code).value),
-                                "failing on purpose")
+        async def Fail(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            await context.abort(
+                grpc.StatusCode(next(c for c in grpc.StatusCode if c.value[0] == request.code).value),
+                "failing on purpose",
+            )
 
-        async def Ticks(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:  # noqa: N802
+        async def Ticks(
+            self, request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
             for number in range(request.count):
                 await asyncio.sleep(request.interval_ms / 1000)
                 yield pb2.Tick(number=number, user_id=user_id())
             if request.count == 0:
                 await asyncio.Event().wait()  # forever: the client decides when it ends
 
-        async def Chat(self, requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:  # noqa: N802
+        async def Chat(
+            self, requests: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
             async for frame in requests:
                 if frame.type == "ping":
                     yield pb2.ChatFrame(room=frame.room, type="pong", user_id=user_id())
@@ -108,7 +126,9 @@ class EchoBackend:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def echo_backend(stack: StackInfo, echo_modules: tuple[ModuleType, ModuleType]) -> AsyncIterator[EchoBackend]:
+async def echo_backend(
+    stack: StackInfo, echo_modules: tuple[ModuleType, ModuleType]
+) -> AsyncIterator[EchoBackend]:
     """The test service, served by the shared runtime over mTLS on a free port."""
     pb2, pb2_grpc = echo_modules
     ensure_dev_pki(stack.state_dir, ["echo"])
@@ -122,18 +142,23 @@ async def echo_backend(stack: StackInfo, echo_modules: tuple[ModuleType, ModuleT
         log_json=False,
     )
     runtime = Runtime(settings)
-    runtime.verify_users_with(RemoteJwks(runtime.channels))
+    # "echo" is no workload of the platform, so auth would refuse it the JWKS: fetch it as board does.
+    as_board = Channels(settings, load_tls(stack.state_dir, "board"))
+    runtime.verify_users_with(RemoteJwks(as_board))
     servicer = _servicer(pb2, pb2_grpc)
     started = asyncio.Event()
     service = pb2.DESCRIPTOR.services_by_name["EchoService"]
     task = asyncio.create_task(
-        runtime.serve([Hosted(service, lambda server: pb2_grpc.add_EchoServiceServicer_to_server(servicer, server))],
-                      started=started)
+        runtime.serve(
+            [Hosted(service, lambda server: pb2_grpc.add_EchoServiceServicer_to_server(servicer, server))],
+            started=started,
+        )
     )
     await asyncio.wait_for(started.wait(), 10)
     yield EchoBackend(f"127.0.0.1:{runtime.grpc_port}", runtime, pb2)
     runtime.request_stop()
     await task
+    await as_board.close()
 
 
 def _free_port() -> int:

@@ -124,8 +124,14 @@ async def test_body_path_and_envelope(gateway: GatewayUnderTest) -> None:
 async def test_query_parameters_fill_the_rest(gateway: GatewayUnderTest) -> None:
     reply = await gateway.client.get(
         f"{ECHO}/api/rooms/r2/echo",
-        params=[("count", "3"), ("tags", "x"), ("tags", "y"), ("at", "2026-11-26T10:00:00Z"), ("loud", "true"),
-                ("cacheBuster", "1")],
+        params=[
+            ("count", "3"),
+            ("tags", "x"),
+            ("tags", "y"),
+            ("at", "2026-11-26T10:00:00Z"),
+            ("loud", "true"),
+            ("cacheBuster", "1"),
+        ],
     )
     assert reply.status_code == 201
     data = reply.json()["data"]
@@ -177,10 +183,14 @@ async def test_every_grpc_status_maps_to_its_http_status(gateway: GatewayUnderTe
         reply = await gateway.client.get(f"{ECHO}/api/fail/{code}")
         assert reply.status_code == status, code
         error = reply.json()["error"]
-        assert error["message"] in {"failing on purpose", "internal error"}
+        assert error["message"], code
+        if code not in (1, 2, 13, 15):  # CANCELLED carries no text; INTERNAL and friends are made opaque
+            assert error["message"] == "failing on purpose", code
 
 
-async def test_edge_auth_refuses_before_any_backend_call(gateway: GatewayUnderTest, echo_backend: EchoBackend) -> None:
+async def test_edge_auth_refuses_before_any_backend_call(
+    gateway: GatewayUnderTest, echo_backend: EchoBackend
+) -> None:
     before = _started(echo_backend, "WhoAmI")
     for headers in ({}, _bearer("not-a-token"), {"Authorization": "Basic abc"}):
         reply = await gateway.client.get(f"{ECHO}/api/whoami", headers=headers)
@@ -193,8 +203,9 @@ async def test_edge_auth_refuses_before_any_backend_call(gateway: GatewayUnderTe
     assert _started(echo_backend, "WhoAmI") == before + 1
 
 
-async def test_a_stopped_backend_is_a_503(stack: StackInfo, echo_backend: EchoBackend,
-                                          gateway: GatewayUnderTest) -> None:
+async def test_a_stopped_backend_is_a_503(
+    stack: StackInfo, echo_backend: EchoBackend, gateway: GatewayUnderTest
+) -> None:
     nowhere = "127.0.0.1:9"  # the discard port: nothing listens there
     service = echo_backend.pb2.DESCRIPTOR.services_by_name["EchoService"]
     app = create_app(gateway.settings, services=[service], addresses={"echo": nowhere})
@@ -208,8 +219,11 @@ async def test_a_stopped_backend_is_a_503(stack: StackInfo, echo_backend: EchoBa
 async def test_cors_preflight(gateway: GatewayUnderTest) -> None:
     allowed = await gateway.client.options(
         f"{ECHO}/api/rooms/r/echo",
-        headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization,content-type"},
+        headers={
+            "Origin": "http://localhost:3000",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
     )
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == "http://localhost:3000"
@@ -249,18 +263,29 @@ async def test_sse_without_token_is_refused(gateway: GatewayUnderTest) -> None:
     assert reply.status_code == 401
 
 
-async def test_a_dropped_sse_client_ends_the_grpc_stream(gateway: GatewayUnderTest, echo_backend: EchoBackend) -> None:
+async def test_a_dropped_sse_client_ends_the_grpc_stream(
+    gateway: GatewayUnderTest, echo_backend: EchoBackend
+) -> None:
     pair = await _login(gateway.client)
-    labels = {"grpc_type": "server_stream", "grpc_service": "meshtest.v1.EchoService", "grpc_method": "Ticks",
-              "grpc_code": "CANCELLED"}
-    before = echo_backend.runtime.metrics.registry.get_sample_value("grpc_server_handled_total", labels) or 0.0
-    async with gateway.client.stream("GET", f"{ECHO}/api/ticks",
-                                     params={"count": "0", "token": pair["accessToken"]}) as reply:
+    labels = {
+        "grpc_type": "server_stream",
+        "grpc_service": "meshtest.v1.EchoService",
+        "grpc_method": "Ticks",
+        "grpc_code": "CANCELLED",
+    }
+    before = (
+        echo_backend.runtime.metrics.registry.get_sample_value("grpc_server_handled_total", labels) or 0.0
+    )
+    async with gateway.client.stream(
+        "GET", f"{ECHO}/api/ticks", params={"count": "0", "token": pair["accessToken"]}
+    ) as reply:
         async for line in reply.aiter_lines():
             if line.startswith("event: connected"):
                 break
     for _ in range(50):
-        after = echo_backend.runtime.metrics.registry.get_sample_value("grpc_server_handled_total", labels) or 0.0
+        after = (
+            echo_backend.runtime.metrics.registry.get_sample_value("grpc_server_handled_total", labels) or 0.0
+        )
         if after > before:
             break
         await asyncio.sleep(0.1)
@@ -282,7 +307,7 @@ async def test_websocket_round_trip(gateway: GatewayUnderTest) -> None:
 
 async def test_websocket_without_token_is_closed(gateway: GatewayUnderTest) -> None:
     url = gateway.base_url.replace("http", "ws") + f"{ECHO}/ws/rooms/blue"
-    with pytest.raises(ConnectionClosed) as closed:  # noqa: PT012 - the close arrives on the first read
+    with pytest.raises(ConnectionClosed) as closed:
         async with websockets.connect(url) as socket:
             await socket.recv()
     assert closed.value.rcvd is not None

@@ -1,0 +1,869 @@
+"""The OpenAPI 3.1 document of the REST surface, generated from the service descriptors alone.
+
+What the gateway routes is what this documents: one operation per ``google.api.http`` binding (the
+primary rule and its ``additional_bindings``) of every method the ``gateway`` workload may call, under
+the service's mount prefix. Request and response schemas follow the proto3 JSON mapping (camelCase or
+explicit ``json_name``, 64-bit integers as strings, well-known types by their JSON forms); success
+bodies are wrapped in the envelope the service (or method) declares; errors share one schema; security
+comes from the method's access option.
+
+Descriptors loaded from generated ``_pb2`` modules carry no source comments, so summaries default to
+the method name. ``proto_comments`` reads them from ``FileDescriptorProto``\\ s compiled with source
+info (``protoc --include_source_info``) when such a set is at hand; nothing is made up otherwise.
+
+The output is deterministic (paths, components and tags sorted; parameters in template then field
+order), so the gateway computes it once at start and can serve and cache it as is (``render_openapi``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from google.api import annotations_pb2, field_behavior_pb2
+from google.protobuf.descriptor import (
+    Descriptor,
+    EnumDescriptor,
+    FieldDescriptor,
+    MethodDescriptor,
+    ServiceDescriptor,
+)
+from google.protobuf.descriptor_pb2 import DescriptorProto, EnumDescriptorProto, FileDescriptorProto
+from wealist.mesh.v1 import options_pb2
+
+from mesh import MethodAccess, UserAuth, method_access, workload_of
+from mesh._access import MissingAccessOption
+
+Schema = dict[str, Any]
+# (full proto name, source_code_info path) pairs.
+_Named = list[tuple[str, tuple[int, ...]]]
+
+OPENAPI_VERSION = "3.1.0"
+GATEWAY_WORKLOAD = "gateway"
+DEFAULT_PREFIXES = ("/api/svc", "/svc")
+
+_SCHEMAS = "#/components/schemas/"
+_RESPONSES = "#/components/responses/"
+ERROR_SCHEMA = "Error"
+BEARER_SCHEME = "bearerAuth"
+STREAM_AUTH_SCHEME = "tokenQuery"
+
+# The methods an OpenAPI path item can hold; a custom HTTP verb outside them cannot be documented.
+_HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+# Error responses every operation may answer, by HTTP status: (component name, what causes it).
+# The causes are the gRPC codes the gateway maps to each status (gateway/errors.py).
+_ERRORS: dict[str, tuple[str, str]] = {
+    "400": (
+        "BadRequest",
+        "INVALID_ARGUMENT, FAILED_PRECONDITION or OUT_OF_RANGE: the request cannot be served as sent; "
+        "`field` names the failing request field when one is at fault.",
+    ),
+    "401": ("Unauthorized", "UNAUTHENTICATED: the access token is missing, invalid, expired or revoked."),
+    "403": ("Forbidden", "PERMISSION_DENIED: the caller may not do this."),
+    "404": ("NotFound", "NOT_FOUND: the resource does not exist."),
+    "409": ("Conflict", "ALREADY_EXISTS or ABORTED: the request conflicts with the current state."),
+    "429": ("TooManyRequests", "RESOURCE_EXHAUSTED: a quota or rate limit was hit."),
+    "500": ("InternalError", "INTERNAL, UNKNOWN or DATA_LOSS: the service failed."),
+    "503": ("Unavailable", "UNAVAILABLE: the service cannot be reached right now."),
+}
+
+# Scalar field types by their proto3 JSON forms.
+_SCALARS: dict[int, Schema] = {
+    FieldDescriptor.TYPE_DOUBLE: {"type": "number", "format": "double"},
+    FieldDescriptor.TYPE_FLOAT: {"type": "number", "format": "float"},
+    FieldDescriptor.TYPE_INT64: {"type": "string", "format": "int64"},
+    FieldDescriptor.TYPE_SINT64: {"type": "string", "format": "int64"},
+    FieldDescriptor.TYPE_SFIXED64: {"type": "string", "format": "int64"},
+    FieldDescriptor.TYPE_UINT64: {"type": "string", "format": "uint64"},
+    FieldDescriptor.TYPE_FIXED64: {"type": "string", "format": "uint64"},
+    FieldDescriptor.TYPE_INT32: {"type": "integer", "format": "int32"},
+    FieldDescriptor.TYPE_SINT32: {"type": "integer", "format": "int32"},
+    FieldDescriptor.TYPE_SFIXED32: {"type": "integer", "format": "int32"},
+    FieldDescriptor.TYPE_UINT32: {"type": "integer", "format": "uint32", "minimum": 0},
+    FieldDescriptor.TYPE_FIXED32: {"type": "integer", "format": "uint32", "minimum": 0},
+    FieldDescriptor.TYPE_BOOL: {"type": "boolean"},
+    FieldDescriptor.TYPE_STRING: {"type": "string"},
+    FieldDescriptor.TYPE_BYTES: {"type": "string", "format": "byte", "contentEncoding": "base64"},
+}
+
+# Map keys are JSON object keys (strings); these say which strings a non-string key type allows.
+_MAP_KEY_PATTERNS: dict[int, str] = {
+    **dict.fromkeys(
+        (
+            FieldDescriptor.TYPE_INT64,
+            FieldDescriptor.TYPE_SINT64,
+            FieldDescriptor.TYPE_SFIXED64,
+            FieldDescriptor.TYPE_INT32,
+            FieldDescriptor.TYPE_SINT32,
+            FieldDescriptor.TYPE_SFIXED32,
+        ),
+        "^-?[0-9]+$",
+    ),
+    **dict.fromkeys(
+        (
+            FieldDescriptor.TYPE_UINT64,
+            FieldDescriptor.TYPE_FIXED64,
+            FieldDescriptor.TYPE_UINT32,
+            FieldDescriptor.TYPE_FIXED32,
+        ),
+        "^[0-9]+$",
+    ),
+    FieldDescriptor.TYPE_BOOL: "^(true|false)$",
+}
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {**schema, "type": [schema["type"], "null"]}
+
+
+# Well-known types have special JSON forms; they are inlined rather than referenced.
+_WELL_KNOWN: dict[str, Schema] = {
+    "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
+    "google.protobuf.Duration": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]{1,9})?s$"},
+    "google.protobuf.FieldMask": {"type": "string"},
+    "google.protobuf.Struct": {"type": "object"},
+    "google.protobuf.Value": {},
+    "google.protobuf.ListValue": {"type": "array"},
+    "google.protobuf.Empty": {"type": "object"},
+    "google.protobuf.Any": {
+        "type": "object",
+        "properties": {"@type": {"type": "string"}},
+        "required": ["@type"],
+    },
+    "google.protobuf.DoubleValue": _nullable(_SCALARS[FieldDescriptor.TYPE_DOUBLE]),
+    "google.protobuf.FloatValue": _nullable(_SCALARS[FieldDescriptor.TYPE_FLOAT]),
+    "google.protobuf.Int64Value": _nullable(_SCALARS[FieldDescriptor.TYPE_INT64]),
+    "google.protobuf.UInt64Value": _nullable(_SCALARS[FieldDescriptor.TYPE_UINT64]),
+    "google.protobuf.Int32Value": _nullable(_SCALARS[FieldDescriptor.TYPE_INT32]),
+    "google.protobuf.UInt32Value": _nullable(_SCALARS[FieldDescriptor.TYPE_UINT32]),
+    "google.protobuf.BoolValue": _nullable(_SCALARS[FieldDescriptor.TYPE_BOOL]),
+    "google.protobuf.StringValue": _nullable(_SCALARS[FieldDescriptor.TYPE_STRING]),
+    "google.protobuf.BytesValue": _nullable(_SCALARS[FieldDescriptor.TYPE_BYTES]),
+}
+
+# Well-known messages whose JSON form is one string or number, so they can sit in a path or query.
+_SCALAR_WELL_KNOWN = frozenset(
+    name for name, schema in _WELL_KNOWN.items() if schema.get("type") not in (None, "object", "array")
+)
+
+_NULL_VALUE = "google.protobuf.NullValue"
+
+
+def wrap_envelope(schema: Schema, envelope: int) -> Schema:
+    """The schema of a success body: the response's schema in the declared ``wealist.mesh.v1.Envelope``.
+
+    ``ENVELOPE_BARE`` (and unspecified) is the message itself; ``ENVELOPE_DATA`` is ``{data}``;
+    ``ENVELOPE_DATA_REQUEST_ID`` adds the request id the gateway answered with.
+    """
+    if envelope == options_pb2.ENVELOPE_DATA_REQUEST_ID:
+        return {
+            "type": "object",
+            "properties": {"data": schema, "requestId": {"type": "string"}},
+            "required": ["data", "requestId"],
+        }
+    if envelope == options_pb2.ENVELOPE_DATA:
+        return {"type": "object", "properties": {"data": schema}, "required": ["data"]}
+    return schema
+
+
+def error_schema() -> Schema:
+    """The one error envelope every service answers with: ``{"error": {code, message, field?}}``."""
+    return {
+        "type": "object",
+        "properties": {
+            "error": {
+                "type": "object",
+                "properties": {
+                    "code": {
+                        "type": "string",
+                        "description": "Machine-readable reason: google.rpc.ErrorInfo's reason, "
+                        "else the gRPC status name.",
+                    },
+                    "message": {"type": "string"},
+                    "field": {"type": "string", "description": "The request field at fault, if any."},
+                },
+                "required": ["code", "message"],
+            }
+        },
+        "required": ["error"],
+    }
+
+
+def build_openapi(
+    services: Iterable[ServiceDescriptor],
+    *,
+    title: str = "weAlist API",
+    version: str = "1",
+    prefixes: Sequence[str] = DEFAULT_PREFIXES,
+    comments: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the gateway's REST routes for ``services``.
+
+    ``prefixes`` are the mounts the gateway serves each service's canonical paths under, as
+    ``<prefix>/<workload>``: the first is the one written into the paths, the others are documented as
+    aliases. ``comments`` maps full proto names (``wealist.auth.v1.AuthService.RefreshToken``,
+    ``wealist.user.v1.User.email``) to their source comments; see ``proto_comments``.
+
+    Raises ValueError for a declaration that cannot be served: a gateway-callable service without a
+    workload, an http rule naming an unknown field, two operations on one path and method.
+    """
+    if not prefixes:
+        raise ValueError("at least one mount prefix is needed")
+    for prefix in prefixes:
+        if not prefix.startswith("/") or prefix.endswith("/"):
+            raise ValueError(f"mount prefix {prefix!r} must start with '/' and not end with one")
+    builder = _Builder(prefixes[0], comments or {})
+    chosen = sorted(services, key=lambda s: s.full_name)
+    short_names = [s.name for s in chosen]
+    for service in chosen:
+        # operationIds and tags use the short service name unless two packages share it.
+        unique = short_names.count(service.name) == 1
+        builder.add_service(service, service.name if unique else service.full_name.replace(".", "_"))
+    return builder.document(title=title, version=version, prefixes=prefixes)
+
+
+def render_openapi(document: Mapping[str, Any]) -> bytes:
+    """The document as compact UTF-8 JSON, byte-for-byte stable for one input (ETag- and cache-friendly)."""
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def proto_comments(files: Iterable[FileDescriptorProto]) -> dict[str, str]:
+    """Source comments by full proto name, from files compiled with ``--include_source_info``.
+
+    Services, methods (``pkg.Service.Method``), messages, fields (``pkg.Message.field``), enums and
+    enum values (``pkg.Enum.VALUE``) are keyed; leading comments win over trailing ones.
+    """
+    found: dict[str, str] = {}
+    for file in files:
+        located: dict[tuple[int, ...], str] = {}
+        for location in file.source_code_info.location:
+            text = _clean_comment(location.leading_comments or location.trailing_comments)
+            if text:
+                located[tuple(location.path)] = text
+        # (full name, source path) of every commented element; FileDescriptorProto numbers its
+        # message_type 4, enum_type 5 and service 6; a service's method is 2.
+        named: _Named = []
+        for i, message in enumerate(file.message_type):
+            named += _message_paths(message, (4, i), file.package)
+        for i, enum in enumerate(file.enum_type):
+            named += _enum_paths(enum, (5, i), file.package)
+        for i, service in enumerate(file.service):
+            full = _qualified(file.package, service.name)
+            named.append((full, (6, i)))
+            named += [(f"{full}.{m.name}", (6, i, 2, j)) for j, m in enumerate(service.method)]
+        found.update((name, located[path]) for name, path in named if path in located)
+    return found
+
+
+def _qualified(scope: str, name: str) -> str:
+    return f"{scope}.{name}" if scope else name
+
+
+def _enum_paths(enum: EnumDescriptorProto, path: tuple[int, ...], scope: str) -> _Named:
+    full = _qualified(scope, enum.name)
+    return [(full, path)] + [(f"{full}.{v.name}", (*path, 2, i)) for i, v in enumerate(enum.value)]
+
+
+def _message_paths(message: DescriptorProto, path: tuple[int, ...], scope: str) -> _Named:
+    """A message's own path, its fields' (2), and recursively its nested messages' (3) and enums' (4)."""
+    full = _qualified(scope, message.name)
+    named = [(full, path)] + [(f"{full}.{f.name}", (*path, 2, i)) for i, f in enumerate(message.field)]
+    for i, nested in enumerate(message.nested_type):
+        named += _message_paths(nested, (*path, 3, i), full)
+    for i, enum in enumerate(message.enum_type):
+        named += _enum_paths(enum, (*path, 4, i), full)
+    return named
+
+
+def _clean_comment(text: str) -> str:
+    lines = [line[1:] if line.startswith(" ") else line for line in text.splitlines()]
+    return "\n".join(line.rstrip() for line in lines).strip()
+
+
+def _summary(comment: str) -> str:
+    """The first sentence of a comment's first paragraph, on one line."""
+    paragraph = " ".join(comment.split("\n\n", 1)[0].split())
+    match = re.match(r"(.+?[.!?])(\s|$)", paragraph)
+    return match.group(1) if match else paragraph
+
+
+@dataclass(frozen=True, slots=True)
+class _PathVariable:
+    """One ``{...}`` (or anonymous wildcard) of a path template."""
+
+    name: str  # the OpenAPI parameter name
+    field_path: str | None  # the request field it binds; None for an anonymous * or **
+    pattern: str  # the segments it matches: "*", "projects/*", "**"
+
+
+@dataclass(frozen=True, slots=True)
+class _Binding:
+    http_method: str
+    template: str
+    body: str
+    response_body: str
+
+
+def _split_segments(text: str) -> list[str]:
+    """Split on '/' outside braces (a variable's pattern holds slashes of its own)."""
+    segments: list[str] = []
+    depth = 0
+    current = ""
+    for char in text:
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth < 0:
+                raise ValueError(f"unbalanced '}}' in path template {text!r}")
+        if char == "/" and depth == 0:
+            segments.append(current)
+            current = ""
+        else:
+            current += char
+    if depth != 0:
+        raise ValueError(f"unbalanced '{{' in path template {text!r}")
+    segments.append(current)
+    return segments
+
+
+def _convert_template(template: str) -> tuple[str, list[_PathVariable]]:
+    """A ``google.api.http`` path template as an OpenAPI path, and its variables in order.
+
+    ``{id}`` stays ``{id}``; ``{name=projects/*}`` becomes ``{name}`` (the pattern is kept on the
+    variable); an anonymous ``*`` or ``**`` becomes a parameter of its own; a ``:verb`` stays literal.
+    """
+    if not template.startswith("/"):
+        raise ValueError(f"path template {template!r} must start with '/'")
+    segments = _split_segments(template[1:])
+    verb = None
+    depth, colon = 0, -1
+    for i, char in enumerate(segments[-1]):
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if char == ":" and depth == 0:
+            colon = i  # the verb follows the last ':' outside braces of the final segment
+    if colon >= 0:
+        segments[-1], verb = segments[-1][:colon], segments[-1][colon + 1 :]
+    variables: list[_PathVariable] = []
+    out: list[str] = []
+    anonymous = 0
+    for segment in segments:
+        if segment.startswith("{") and segment.endswith("}"):
+            field_path, _, pattern = segment[1:-1].partition("=")
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", field_path):
+                raise ValueError(f"bad variable {segment!r} in path template {template!r}")
+            variables.append(_PathVariable(field_path, field_path, pattern or "*"))
+            out.append("{" + field_path + "}")
+        elif segment in ("*", "**"):
+            anonymous += 1
+            name = f"_wildcard{anonymous}"
+            variables.append(_PathVariable(name, None, segment))
+            out.append("{" + name + "}")
+        elif "{" in segment or "}" in segment:
+            raise ValueError(f"bad segment {segment!r} in path template {template!r}")
+        else:
+            out.append(segment)
+    path = "/" + "/".join(out)
+    if verb is not None:
+        path += ":" + verb
+    return path, variables
+
+
+def _pattern_regex(pattern: str) -> str:
+    """A regular expression for the values a variable pattern (``projects/*/boards/**``) matches."""
+    regex = ""
+    for i, segment in enumerate(pattern.split("/")):
+        separator = "/" if i else ""
+        if segment == "**":
+            regex += f"(?:{separator}.*)?" if i else ".*"
+        elif segment == "*":
+            regex += separator + "[^/]+"
+        else:
+            regex += separator + re.escape(segment)
+    return f"^{regex}$"
+
+
+def _bindings(rule: Any) -> list[_Binding]:
+    found = []
+    for binding in (rule, *rule.additional_bindings):
+        kind = binding.WhichOneof("pattern")
+        if kind is None:
+            continue
+        if kind == "custom":
+            method, template = binding.custom.kind.lower(), binding.custom.path
+        else:
+            method, template = kind, getattr(binding, kind)
+        if method in _HTTP_METHODS:
+            found.append(_Binding(method, template, binding.body, binding.response_body))
+    return found
+
+
+def _field_behaviors(field: FieldDescriptor) -> set[int]:
+    return set(field.GetOptions().Extensions[field_behavior_pb2.field_behavior])
+
+
+def _message_of(field: FieldDescriptor) -> Descriptor:
+    if field.message_type is None:
+        raise ValueError(f"{field.full_name} is not a message field")
+    return field.message_type
+
+
+def _is_message(field: FieldDescriptor) -> bool:
+    return field.type in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_GROUP)
+
+
+def _is_map(field: FieldDescriptor) -> bool:
+    return _is_message(field) and bool(_message_of(field).GetOptions().map_entry)
+
+
+class _Builder:
+    """Collects paths, tags and component schemas over the services of one document."""
+
+    def __init__(self, prefix: str, comments: Mapping[str, str]) -> None:
+        self.prefix = prefix
+        self.comments = comments
+        self.paths: dict[str, dict[str, Any]] = {}
+        self.schemas: dict[str, Schema] = {}
+        self.tags: dict[str, Schema] = {}
+        self._proto3_optional: dict[str, frozenset[str]] = {}
+
+    # ----- schemas -------------------------------------------------------------------------------
+
+    def message_schema(self, message: Descriptor) -> Schema:
+        """A reference to a message's component (or a well-known type's inline JSON form)."""
+        if message.full_name in _WELL_KNOWN:
+            return copy.deepcopy(_WELL_KNOWN[message.full_name])
+        name = message.full_name
+        if name not in self.schemas:
+            # The entry exists before its fields are visited, so a recursive type refers to itself.
+            schema = self.schemas[name] = {}
+            schema.update(self._object_schema(message))
+        return {"$ref": _SCHEMAS + name}
+
+    def enum_schema(self, enum: EnumDescriptor) -> Schema:
+        if enum.full_name == _NULL_VALUE:
+            return {"type": "null"}
+        name = enum.full_name
+        if name not in self.schemas:
+            schema: Schema = {"type": "string", "enum": [value.name for value in enum.values]}
+            lines = [self.comments.get(name, "")]
+            lines += [
+                f"- `{value.name}`: {self.comments[f'{name}.{value.name}']}"
+                for value in enum.values
+                if f"{name}.{value.name}" in self.comments
+            ]
+            description = "\n".join(line for line in lines if line).strip()
+            if description:
+                schema["description"] = description
+            self.schemas[name] = schema
+        return {"$ref": _SCHEMAS + name}
+
+    def _single_schema(self, field: FieldDescriptor) -> Schema:
+        if _is_message(field):
+            return self.message_schema(_message_of(field))
+        if field.type == FieldDescriptor.TYPE_ENUM and field.enum_type is not None:
+            return self.enum_schema(field.enum_type)
+        return dict(_SCALARS[field.type])
+
+    def field_schema(self, field: FieldDescriptor) -> Schema:
+        """The JSON schema of one field's value, repeated and map fields included."""
+        if _is_map(field):
+            entry = _message_of(field)
+            schema: Schema = {
+                "type": "object",
+                "additionalProperties": self._single_schema(entry.fields_by_name["value"]),
+            }
+            key_pattern = _MAP_KEY_PATTERNS.get(entry.fields_by_name["key"].type)
+            if key_pattern:
+                schema["propertyNames"] = {"pattern": key_pattern}
+            return schema
+        if field.is_repeated:
+            return {"type": "array", "items": self._single_schema(field)}
+        return self._single_schema(field)
+
+    def _proto3_optionals(self, message: Descriptor) -> frozenset[str]:
+        """Fields declared ``optional`` in proto3 (their oneofs are synthetic, not real choices)."""
+        if message.full_name not in self._proto3_optional:
+            proto = DescriptorProto()
+            message.CopyToProto(proto)
+            self._proto3_optional[message.full_name] = frozenset(
+                f.name for f in proto.field if f.proto3_optional
+            )
+        return self._proto3_optional[message.full_name]
+
+    def _property(self, field: FieldDescriptor) -> Schema:
+        schema = self.field_schema(field)
+        description = self.comments.get(field.full_name, "")
+        oneof = field.containing_oneof
+        if oneof is not None and field.name not in self._proto3_optionals(oneof.containing_type):
+            others = ", ".join(f"`{f.json_name}`" for f in oneof.fields)
+            note = f"One of {others} (oneof `{oneof.name}`): at most one is set."
+            description = f"{description}\n\n{note}" if description else note
+        if description:
+            schema["description"] = description
+        behaviors = _field_behaviors(field)
+        if field_behavior_pb2.OUTPUT_ONLY in behaviors:
+            schema["readOnly"] = True
+        if field_behavior_pb2.INPUT_ONLY in behaviors:
+            schema["writeOnly"] = True
+        if field.GetOptions().deprecated:
+            schema["deprecated"] = True
+        return schema
+
+    def _object_schema(self, message: Descriptor) -> Schema:
+        properties = {field.json_name: self._property(field) for field in message.fields}
+        # Proto3 JSON lets any field be left out; only fields marked REQUIRED must be sent.
+        required = [
+            field.json_name
+            for field in message.fields
+            if field_behavior_pb2.REQUIRED in _field_behaviors(field)
+        ]
+        schema: Schema = {"type": "object", "properties": properties}
+        if required:
+            schema["required"] = required
+        if message.full_name in self.comments:
+            schema["description"] = self.comments[message.full_name]
+        return schema
+
+    # ----- operations ----------------------------------------------------------------------------
+
+    def add_service(self, service: ServiceDescriptor, label: str) -> None:
+        rest = service.GetOptions().Extensions[options_pb2.service]
+        operations = 0
+        for method in service.methods:
+            try:
+                access = method_access(method)
+            except MissingAccessOption:
+                continue  # no caller is allowed, so no route exists
+            if GATEWAY_WORKLOAD not in access.callers:
+                continue
+            options = method.GetOptions()
+            if not options.HasExtension(annotations_pb2.http):
+                continue
+            workload = workload_of(service)
+            if not workload:
+                raise ValueError(f"{service.full_name} has gateway methods but no workload option")
+            for index, binding in enumerate(_bindings(options.Extensions[annotations_pb2.http])):
+                suffix = f"_{index + 1}" if index else ""
+                self._add_operation(
+                    method=method,
+                    access=access,
+                    binding=binding,
+                    prefix=f"{self.prefix}/{workload}",
+                    operation_id=f"{label}_{method.name}{suffix}",
+                    tag=label,
+                    service_envelope=rest.envelope,
+                )
+                operations += 1
+        if operations:
+            tag: Schema = {"name": label, "x-grpc-service": service.full_name}
+            if service.full_name in self.comments:
+                tag["description"] = self.comments[service.full_name]
+            self.tags[label] = tag
+
+    def _resolve(self, message: Descriptor, field_path: str, where: str) -> FieldDescriptor:
+        """The field a dotted path names, through singular message fields."""
+        current: Descriptor = message
+        parts = field_path.split(".")
+        field: FieldDescriptor | None = None
+        for i, part in enumerate(parts):
+            field = current.fields_by_name.get(part)
+            if field is None:
+                raise ValueError(f"{where}: {message.full_name} has no field {field_path!r}")
+            if i < len(parts) - 1:
+                if not _is_message(field) or field.is_repeated:
+                    raise ValueError(f"{where}: {field_path!r} does not go through a message field")
+                current = _message_of(field)
+        assert field is not None
+        return field
+
+    def _path_parameter(self, variable: _PathVariable, request: Descriptor, where: str) -> Schema:
+        if variable.field_path is None:
+            what = "any path segment" if variable.pattern == "*" else "any rest of the path (may contain '/')"
+            return {
+                "name": variable.name,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": f"Matches {what}; not bound to a request field.",
+            }
+        field = self._resolve(request, variable.field_path, where)
+        is_message = _is_message(field)
+        if field.is_repeated or (is_message and _message_of(field).full_name not in _SCALAR_WELL_KNOWN):
+            raise ValueError(f"{where}: path variable {variable.field_path!r} is not a scalar field")
+        schema = self.field_schema(field)
+        if isinstance(schema.get("type"), list):
+            schema = {**schema, "type": schema["type"][0]}  # a path value is never null
+        parameter: Schema = {"name": variable.name, "in": "path", "required": True, "schema": schema}
+        description = self.comments.get(field.full_name, "")
+        if variable.pattern != "*":
+            if schema.get("type") == "string":
+                schema["pattern"] = _pattern_regex(variable.pattern)
+            note = f"Matches `{variable.pattern}`: the value spans path segments, '/' included."
+            description = f"{description}\n\n{note}" if description else note
+        if description:
+            parameter["description"] = description
+        return parameter
+
+    def _query_parameters(
+        self,
+        message: Descriptor,
+        bound: set[str],
+        proto_prefix: str = "",
+        json_prefix: str = "",
+        seen: tuple[str, ...] = (),
+    ) -> list[Schema]:
+        """Query parameters for the fields neither the path nor the body carries (dotted when nested)."""
+        if message.full_name in _WELL_KNOWN:
+            return []
+        parameters: list[Schema] = []
+        for field in message.fields:
+            proto_path = proto_prefix + field.name
+            json_path = json_prefix + field.json_name
+            if proto_path in bound or _is_map(field):
+                continue
+            nested = _message_of(field) if _is_message(field) else None
+            if nested is not None and nested.full_name not in _SCALAR_WELL_KNOWN:
+                # A singular message spreads into dotted parameters; a list of objects, a free-form
+                # value or a type already being expanded has no query form.
+                if not field.is_repeated and nested.full_name not in (*_WELL_KNOWN, *seen, message.full_name):
+                    parameters += self._query_parameters(
+                        nested, bound, f"{proto_path}.", f"{json_path}.", (*seen, message.full_name)
+                    )
+                continue
+            parameters.append(self._query_parameter(field, json_path))
+        return parameters
+
+    def _query_parameter(self, field: FieldDescriptor, name: str) -> Schema:
+        """One scalar (or repeated scalar) query parameter."""
+        schema = self._single_schema(field)
+        if isinstance(schema.get("type"), list):
+            schema["type"] = schema["type"][0]  # a wrapper's null is simply leaving the parameter out
+        parameter: Schema = {"name": name, "in": "query", "schema": schema}
+        if field.is_repeated:
+            parameter.update(schema={"type": "array", "items": schema}, style="form", explode=True)
+        if field.full_name in self.comments:
+            parameter["description"] = self.comments[field.full_name]
+        if field_behavior_pb2.REQUIRED in _field_behaviors(field):
+            parameter["required"] = True
+        if field.GetOptions().deprecated:
+            parameter["deprecated"] = True
+        return parameter
+
+    def _request_body(self, request: Descriptor, body: str, bound: set[str], where: str) -> Schema:
+        if body == "*":
+            schema = self.message_schema(request)
+            top_bound = {request.fields_by_name[p].json_name for p in bound if "." not in p}
+            if top_bound and "$ref" in schema:
+                # Fields the path carries are not part of the body.
+                full = self.schemas[request.full_name]
+                schema = {
+                    "type": "object",
+                    "properties": {k: v for k, v in full["properties"].items() if k not in top_bound},
+                }
+                required = [name for name in full.get("required", []) if name not in top_bound]
+                if required:
+                    schema["required"] = required
+        else:
+            field = self._resolve(request, body, where)
+            schema = self.field_schema(field)
+            if field.full_name in self.comments:
+                schema["description"] = self.comments[field.full_name]
+        return {"content": {"application/json": {"schema": schema}}}
+
+    def _payload_schema(self, response: Descriptor, response_body: str, where: str) -> Schema:
+        if response_body:
+            return self.field_schema(self._resolve(response, response_body, where))
+        return self.message_schema(response)
+
+    def _add_operation(
+        self,
+        *,
+        method: MethodDescriptor,
+        access: MethodAccess,
+        binding: _Binding,
+        prefix: str,
+        operation_id: str,
+        tag: str,
+        service_envelope: int,
+    ) -> None:
+        where = f"{method.full_name} ({binding.http_method.upper()} {binding.template})"
+        options = method.GetOptions()
+        rest = options.Extensions[options_pb2.rest]
+        if (method.server_streaming or method.client_streaming) and not rest.stream:
+            return  # the gateway offers a stream only over a declared transport
+        # A WebSocket is opened by a GET whatever the rule's verb.
+        http_method = "get" if rest.stream == options_pb2.STREAM_TRANSPORT_WEBSOCKET else binding.http_method
+
+        template_path, variables = _convert_template(binding.template)
+        path = prefix + template_path
+        operation: Schema = {"operationId": operation_id, "tags": [tag]}
+        comment = self.comments.get(method.full_name, "")
+        operation["summary"] = _summary(comment) if comment else method.name
+        if comment:
+            operation["description"] = comment
+        if options.deprecated:
+            operation["deprecated"] = True
+        operation.update(self._inputs(method, binding, variables, http_method, where))
+        responses = self._success(
+            method=method,
+            rest=rest,
+            binding=binding,
+            service_envelope=service_envelope,
+            operation=operation,
+            where=where,
+        )
+        for status, (name, _) in _ERRORS.items():
+            if status != "401" or access.user is not UserAuth.REFUSED:
+                responses[status] = {"$ref": _RESPONSES + name}
+        operation["responses"] = dict(sorted(responses.items()))
+        operation["security"] = _security(access.user, streaming=bool(rest.stream))
+        operation["x-grpc-method"] = access.path
+
+        item = self.paths.setdefault(path, {})
+        if http_method in item:
+            other = item[http_method]["x-grpc-method"]
+            raise ValueError(f"{where}: {http_method.upper()} {path} is already bound to {other}")
+        item[http_method] = operation
+
+    def _inputs(
+        self,
+        method: MethodDescriptor,
+        binding: _Binding,
+        variables: list[_PathVariable],
+        http_method: str,
+        where: str,
+    ) -> Schema:
+        """``parameters`` and ``requestBody`` of an operation: path variables, then body or query.
+
+        A WebSocket's first request message (and, when the client streams, the base of every frame's
+        message) comes from the path and the query, as a GET's does.
+        """
+        request = method.input_type
+        parameters = [self._path_parameter(v, request, where) for v in variables]
+        bound = {v.field_path for v in variables if v.field_path is not None}
+        found: Schema = {}
+        if binding.body and http_method != "get":
+            found["requestBody"] = self._request_body(request, binding.body, bound, where)
+            if binding.body != "*":
+                parameters += self._query_parameters(request, {*bound, binding.body})
+        else:
+            parameters += self._query_parameters(request, bound)
+        if parameters:
+            found["parameters"] = parameters
+        return found
+
+    def _success(
+        self,
+        *,
+        method: MethodDescriptor,
+        rest: Any,
+        binding: _Binding,
+        service_envelope: int,
+        operation: Schema,
+        where: str,
+    ) -> dict[str, Schema]:
+        """The success response(s) of an operation; streams also describe their messages on ``operation``."""
+        response = method.output_type
+        payload = self._payload_schema(response, binding.response_body, where)
+        if rest.stream == options_pb2.STREAM_TRANSPORT_WEBSOCKET:
+            socket: Schema = {"serverToClient": payload}
+            if method.client_streaming:
+                socket["clientToServer"] = self.message_schema(method.input_type)
+            operation["x-websocket"] = socket
+            return {
+                "101": {
+                    "description": "Switching Protocols: the connection becomes a WebSocket carrying the "
+                    "messages `x-websocket` describes, one JSON message per text frame."
+                }
+            }
+        if rest.stream == options_pb2.STREAM_TRANSPORT_SSE:
+            event = rest.sse_event or "message"
+            operation["x-sse"] = {"event": event, "data": payload}
+            return {
+                "200": {
+                    "description": f"A server-sent event stream: each `{event}` event's data is one "
+                    "response message as JSON (`x-sse`).",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                }
+            }
+        if rest.redirect_field:
+            if rest.redirect_field not in response.fields_by_name:
+                raise ValueError(f"{where}: redirect_field {rest.redirect_field!r} is not a response field")
+            location = {"required": True, "schema": {"type": "string", "format": "uri-reference"}}
+            return {
+                "302": {
+                    "description": f"A redirect to the response's `{rest.redirect_field}`.",
+                    "headers": {"Location": location},
+                }
+            }
+        status = str(rest.success_status or 200)
+        success: Schema = {"description": "Success."}
+        if status != "204":
+            envelope = rest.envelope or service_envelope
+            success["content"] = {"application/json": {"schema": wrap_envelope(payload, envelope)}}
+        return {status: success}
+
+    # ----- the document --------------------------------------------------------------------------
+
+    def document(self, *, title: str, version: str, prefixes: Sequence[str]) -> dict[str, Any]:
+        lines = [
+            f"Every service's routes are served under `{prefixes[0]}/<workload>` (the paths below).",
+        ]
+        for alias in prefixes[1:]:
+            lines.append(f"The same routes answer under `{alias}/<workload>` as well.")
+        lines += [
+            "",
+            "Bodies are proto3 JSON (camelCase field names; 64-bit integers as strings). Errors answer "
+            '`{"error": {"code", "message", "field"}}`. Operations that act for a user take an '
+            "access token as `Authorization: Bearer <token>`; streams (WebSocket, server-sent events) "
+            "also take it as `?token=`.",
+        ]
+        schemas = {**self.schemas, ERROR_SCHEMA: error_schema()}
+        method_order = {name: i for i, name in enumerate(_HTTP_METHODS)}
+        paths = {
+            path: dict(sorted(item.items(), key=lambda kv: method_order[kv[0]]))
+            for path, item in sorted(self.paths.items())
+        }
+        return {
+            "openapi": OPENAPI_VERSION,
+            "info": {"title": title, "version": version, "description": "\n".join(lines)},
+            "tags": [self.tags[name] for name in sorted(self.tags)],
+            "paths": paths,
+            "components": {
+                "schemas": dict(sorted(schemas.items())),
+                "responses": {
+                    name: {
+                        "description": cause,
+                        "content": {"application/json": {"schema": {"$ref": _SCHEMAS + ERROR_SCHEMA}}},
+                    }
+                    for name, cause in sorted(_ERRORS.values())
+                },
+                "securitySchemes": {
+                    BEARER_SCHEME: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                    STREAM_AUTH_SCHEME: {
+                        "type": "apiKey",
+                        "in": "query",
+                        "name": "token",
+                        "description": "The access token as a query parameter, for WebSocket and "
+                        "server-sent-event streams (browsers cannot set headers on them).",
+                    },
+                },
+            },
+        }
+
+
+def _security(user: UserAuth, *, streaming: bool) -> list[dict[str, list[str]]]:
+    if user is UserAuth.REFUSED:
+        return []
+    schemes: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}]
+    if streaming:
+        schemes.append({STREAM_AUTH_SCHEME: []})
+    if user is UserAuth.OPTIONAL:
+        schemes.append({})
+    return schemes
