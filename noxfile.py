@@ -58,3 +58,4 @@ def bench(session: nox.Session) -> None:
     """Benchmarks, each printed beside a baseline measured in the same run."""
     _install(session, "dev")
     session.run("python", "-m", "bench.validate_token", *session.posargs)
+    session.run("python", "-m", "bench.gateway")
