@@ -125,6 +125,10 @@ def _uvicorn(app: Starlette, port: int) -> None:
     )
 
 
+def _exit_on_signal(number: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def _serve_gateway(state: Path, generated: Path, port: int, echo: str, profile: Path | None) -> None:
     pb2, _ = _echo_modules(generated)
     settings = GatewaySettings(
@@ -136,6 +140,8 @@ def _serve_gateway(state: Path, generated: Path, port: int, echo: str, profile: 
     if profile is None:
         _uvicorn(app, port)
         return
+    # uvicorn re-raises SIGTERM once it has shut down: end by SystemExit then, so the stats get written.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     profiler = cProfile.Profile()
     profiler.enable()
     try:
