@@ -19,7 +19,8 @@ async def test_the_client_its_assets_and_config_are_served(stack: StackInfo, tmp
     (tmp_path / "secret.txt").write_text("not for the browser")
     settings = GatewaySettings(state_dir=stack.state_dir, redis_url=stack.redis_url, web_root=web)
     app = create_app(settings, services=[])
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://localhost") as client:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         index = await client.get("/")
         assert index.status_code == 200
         assert "<title>weAlist</title>" in index.text
