@@ -208,3 +208,4 @@ async def gateway(stack: StackInfo, echo_backend: EchoBackend) -> AsyncIterator[
         yield GatewayUnderTest(base, client, settings)
     server.should_exit = True
     await task
+    await app.state.gateway.close()
