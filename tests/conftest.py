@@ -16,7 +16,7 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from devstack import StackInfo, pick_port_offset, run_stack
+from devstack import StackInfo, free_port, pick_port_offset, run_stack, start_redis
 from mesh import TlsMaterial, load_tls, open_channel
 
 # The environment of the services under test: both dev login paths on, like `nox -s up`.
@@ -29,6 +29,18 @@ STACK_ENV = {
 
 def _append(log: TextIO, line: str) -> None:
     log.write(line.rstrip("\n") + "\n")
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis of its own for tests that need only Redis: ``REDIS_URL`` if set, else an embedded one."""
+    server = start_redis(
+        tmp_path_factory.mktemp("redis"), port=free_port(), external_url=os.environ.get("REDIS_URL")
+    )
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

