@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import importlib
 import io
 import json
 import os
@@ -38,10 +37,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import uvicorn
-from grpc_tools import protoc
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -50,8 +47,7 @@ from starlette.routing import Route as HttpRoute
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from mesh import Hosted, MeshSettings, Runtime, ensure_dev_pki, load_tls, open_channel, run
-from tests.gateway.conftest import PROTOS, _servicer
-from tools.protogen import PROTO_ROOT, _googleapis_root
+from tests.gateway.conftest import _servicer, compile_echo, import_echo
 
 # Never contacted: the runtime and the gateway build their Redis clients lazily, and only token checks
 # use them; the echo call is made without a token.
@@ -66,31 +62,8 @@ RPS_TARGET = 0.60
 # ---- the servers, each run as ``python -m bench.gateway serve-* ...`` in a child process ----
 
 
-def _compile_echo(out: Path) -> None:
-    well_known = Path(protoc.__file__).parent / "_proto"
-    args = [
-        "protoc",
-        f"-I{PROTOS}",
-        f"-I{PROTO_ROOT}",
-        f"-I{well_known}",
-        f"-I{_googleapis_root()}",
-        f"--python_out={out}",
-        f"--grpc_python_out={out}",
-        "meshtest/v1/echo.proto",
-    ]
-    if protoc.main(args) != 0:
-        raise RuntimeError("protoc failed on meshtest/v1/echo.proto")
-
-
-def _echo_modules(generated: Path) -> tuple[ModuleType, ModuleType]:
-    sys.path.insert(0, str(generated))
-    return importlib.import_module("meshtest.v1.echo_pb2"), importlib.import_module(
-        "meshtest.v1.echo_pb2_grpc"
-    )
-
-
 def _serve_echo(state: Path, generated: Path, port: int) -> None:
-    pb2, pb2_grpc = _echo_modules(generated)
+    pb2, pb2_grpc = import_echo(generated)
     servicer = _servicer(pb2, pb2_grpc)
     service = pb2.DESCRIPTOR.services_by_name["EchoService"]
     settings = MeshSettings(
@@ -130,7 +103,7 @@ def _exit_on_signal(number: int, frame: object) -> None:
 
 
 def _serve_gateway(state: Path, generated: Path, port: int, echo: str, profile: Path | None) -> None:
-    pb2, _ = _echo_modules(generated)
+    pb2, _ = import_echo(generated)
     settings = GatewaySettings(
         state_dir=state, http_port=port, redis_url=UNUSED_REDIS, log_json=False, log_level="WARNING"
     )
@@ -281,7 +254,7 @@ async def _measure_http(port: int, count: int, seconds: float) -> dict[int, Resu
 async def _measure_grpc(
     state: Path, generated: Path, address: str, count: int, seconds: float
 ) -> dict[int, Result]:
-    pb2, pb2_grpc = _echo_modules(generated)
+    pb2, pb2_grpc = import_echo(generated)
     channel = open_channel(address, workload="echo", tls=load_tls(state, "gateway"), propagate=False)
     echo = pb2_grpc.EchoServiceStub(channel).Echo
     request = pb2.EchoRequest(room=ROOM, text=TEXT, count=COUNT)
@@ -462,7 +435,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="wealist-bench-") as tmp:
             generated = Path(tmp) / "gen"
             generated.mkdir()
-            _compile_echo(generated)
+            compile_echo(generated)
             asyncio.run(_bench(args, Path(tmp), generated))
 
 

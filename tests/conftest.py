@@ -15,9 +15,11 @@ from typing import TextIO
 import grpc
 import pytest
 import pytest_asyncio
+import redis.asyncio
 
 from devstack import StackInfo, free_port, pick_port_offset, run_stack, start_redis
 from mesh import TlsMaterial, load_tls, open_channel
+from tests.token_support import FakeClock
 
 # The environment of the services under test: both dev login paths on, like `nox -s up`.
 STACK_ENV = {
@@ -41,6 +43,20 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest_asyncio.fixture
+async def rds(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    """A client of the test Redis, closed after the test."""
+    client = redis.asyncio.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock the test moves by hand."""
+    return FakeClock()
 
 
 @pytest.fixture(scope="session")

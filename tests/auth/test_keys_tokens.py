@@ -8,9 +8,7 @@ import json
 import stat
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from mesh._errors import InvalidField, Unauthenticated
 from mesh._tokens import TokenVerifier, blacklist_key, peek_header
 from services.auth.keys import KeyRing
 from services.auth.tokens import TokenIssuer, TokenPair, TokenService
+from tests.token_support import CountingJwks, FakeClock
 
 ISSUER = "wealist-auth-service"
 USER = "0b7e7c1e-3c1f-4e55-8f7a-4b1d2f0d9c3e"
@@ -32,41 +31,6 @@ REFRESH_TTL = 7200
 RETIRE_AFTER = REFRESH_TTL
 
 # --- fixtures (shared ones will move to conftest.py) ----------------------------------------------------
-
-
-@pytest.fixture
-async def rds(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    client = redis.asyncio.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = float(int(time.time()))
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class RingJwks:
-    """In-memory JwksSource over a KeyRing, counting fetches."""
-
-    def __init__(self, ring: KeyRing) -> None:
-        self.ring = ring
-        self.fetches = 0
-
-    async def fetch_jwks(self) -> dict[str, Any]:
-        self.fetches += 1
-        return self.ring.jwks()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture
@@ -81,7 +45,7 @@ def ring(key_dir: Path, clock: FakeClock) -> KeyRing:
 
 @pytest.fixture
 def verifier(ring: KeyRing, rds: redis.asyncio.Redis, clock: FakeClock) -> TokenVerifier:
-    return TokenVerifier(jwks=RingJwks(ring), redis=rds, issuer=ISSUER, clock=clock)
+    return TokenVerifier(jwks=CountingJwks(ring), redis=rds, issuer=ISSUER, clock=clock)
 
 
 @pytest.fixture
@@ -298,7 +262,7 @@ async def test_issued_tokens_verify_against_the_jwks(service: TokenService, veri
 async def test_old_key_tokens_verify_after_rotation_until_the_key_retires(
     ring: KeyRing, issuer: TokenIssuer, rds: redis.asyncio.Redis, clock: FakeClock
 ) -> None:
-    jwks = RingJwks(ring)
+    jwks = CountingJwks(ring)
     verifier = TokenVerifier(jwks=jwks, redis=rds, issuer=ISSUER, clock=clock)
     old_pair = issuer.issue_pair(user_id=USER, email=None)
     old_kid = ring.current.kid

@@ -44,10 +44,8 @@ from tools.protogen import PROTO_ROOT, _googleapis_root
 PROTOS = Path(__file__).parent / "protos"
 
 
-@pytest.fixture(scope="session")
-def echo_modules(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModuleType, ModuleType]:
-    """``echo_pb2`` and ``echo_pb2_grpc``, generated into a temporary folder."""
-    out = tmp_path_factory.mktemp("echo-gen")
+def compile_echo(out: Path) -> None:
+    """Generate ``meshtest.v1.echo_pb2`` and ``echo_pb2_grpc`` into ``out`` (tests and bench/gateway.py)."""
     well_known = Path(protoc.__file__).parent / "_proto"
     args = [
         "protoc",
@@ -59,11 +57,24 @@ def echo_modules(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModuleType, 
         f"--grpc_python_out={out}",
         "meshtest/v1/echo.proto",
     ]
-    assert protoc.main(args) == 0
-    sys.path.insert(0, str(out))
+    if protoc.main(args) != 0:
+        raise RuntimeError("protoc failed on meshtest/v1/echo.proto")
+
+
+def import_echo(generated: Path) -> tuple[ModuleType, ModuleType]:
+    """The echo modules generated into ``generated``."""
+    sys.path.insert(0, str(generated))
     return importlib.import_module("meshtest.v1.echo_pb2"), importlib.import_module(
         "meshtest.v1.echo_pb2_grpc"
     )
+
+
+@pytest.fixture(scope="session")
+def echo_modules(tmp_path_factory: pytest.TempPathFactory) -> tuple[ModuleType, ModuleType]:
+    """``echo_pb2`` and ``echo_pb2_grpc``, generated into a temporary folder."""
+    out = tmp_path_factory.mktemp("echo-gen")
+    compile_echo(out)
+    return import_echo(out)
 
 
 def _servicer(pb2: ModuleType, pb2_grpc: ModuleType) -> Any:

@@ -7,9 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -35,48 +33,13 @@ from mesh._tokens import (
 )
 from services.auth.keys import KeyRing
 from services.auth.tokens import TokenIssuer
+from tests.token_support import CountingJwks, FakeClock
 
 ISSUER = "wealist-auth-service"
 USER = "5f0c2a52-9d57-4d2c-9a43-0d3b1f1f8a11"
 RS256 = JWSRegistry(algorithms=["RS256"])
 
 # --- fixtures (shared ones will move to conftest.py) ----------------------------------------------------
-
-
-@pytest.fixture
-async def rds(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
-    client = redis.asyncio.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = float(int(time.time()))
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class CountingJwks:
-    """An in-memory JwksSource fed by a KeyRing; counts fetches and can be held at a gate."""
-
-    def __init__(self, ring: KeyRing) -> None:
-        self.ring = ring
-        self.fetches = 0
-        self.gate: asyncio.Event | None = None
-        self.fail = False
-
-    async def fetch_jwks(self) -> dict[str, Any]:
-        self.fetches += 1
-        if self.gate is not None:
-            await self.gate.wait()
-        if self.fail:
-            raise ConnectionError("auth is down")
-        return self.ring.jwks()
 
 
 @pytest.fixture(scope="module")
@@ -86,11 +49,6 @@ def pem() -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture
