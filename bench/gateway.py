@@ -43,6 +43,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as HttpRoute
+from starlette.types import ASGIApp
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
@@ -84,7 +85,7 @@ def _serve_echo(state: Path, generated: Path, port: int) -> None:
     run(settings, main)
 
 
-def _uvicorn(app: Starlette, port: int) -> None:
+def _uvicorn(app: ASGIApp, port: int) -> None:
     # The settings of ``python -m gateway``.
     uvicorn.run(
         app,

@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
+from urllib.parse import parse_qsl
 
 import grpc
 import redis.asyncio as aioredis
@@ -28,6 +29,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, WebSocketRoute
 from starlette.routing import Route as HttpRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from wealist.mesh.v1 import options_pb2
 
@@ -100,11 +102,13 @@ class Backend:
 def _callable(route: Route, channel: grpc.aio.Channel) -> Any:
     serialize = route.request_class.SerializeToString
     deserialize = route.response_class.FromString
+    # Registered methods get their call handle once, as generated stubs do, not on every call (the flag
+    # is grpcio's own, used by its generated code; the typing stubs do not list it).
     if route.client_streaming and route.server_streaming:
-        return channel.stream_stream(route.grpc_path, serialize, deserialize)
+        return channel.stream_stream(route.grpc_path, serialize, deserialize, _registered_method=True)  # type: ignore[call-arg]
     if route.server_streaming:
-        return channel.unary_stream(route.grpc_path, serialize, deserialize)
-    return channel.unary_unary(route.grpc_path, serialize, deserialize)
+        return channel.unary_stream(route.grpc_path, serialize, deserialize, _registered_method=True)  # type: ignore[call-arg]
+    return channel.unary_unary(route.grpc_path, serialize, deserialize, _registered_method=True)  # type: ignore[call-arg]
 
 
 class Gateway:
@@ -134,6 +138,7 @@ class Gateway:
             router.add(route.verb, route.template, Backend(route, self.channels))
         self.openapi = build_openapi(self.services)
         self.registry = CollectorRegistry()
+        self._observed: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.requests = Counter(
             "http_requests_total", "HTTP requests by route template and status.",
             ["method", "route", "status"], registry=self.registry,
@@ -143,6 +148,16 @@ class Gateway:
             ["method", "route"], registry=self.registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )  # fmt: skip
+
+    def observe(self, method: str, label: str, status: int, seconds: float) -> None:
+        """Count one request and its latency; the labelled children are looked up once per combination."""
+        key = (method, label, status)
+        children = self._observed.get(key)
+        if children is None:
+            children = (self.requests.labels(method, label, str(status)), self.latency.labels(method, label))
+            self._observed[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     async def close(self) -> None:
         """Close the channels and Redis (at shutdown)."""
@@ -213,38 +228,39 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _request_token(request: Request | WebSocket, *, allow_query: bool) -> str | None:
-    header = request.headers.get("authorization")
-    if header:
-        return bearer_token(header)
-    return request.query_params.get("token") if allow_query else None
+def _headers(scope: Scope) -> dict[str, str]:
+    """The request headers as one dict, read once (a later duplicate wins, which no header we read has)."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
 
 
-async def api(request: Request) -> Response:
+async def api(gateway: Gateway, request: Request) -> Response:
     """Every REST call: route, check at the edge, transcode, call, wrap."""
-    gateway: Gateway = request.app.state.gateway
     settings = gateway.settings
     started = time.perf_counter()
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    scope = request.scope
+    request_headers = _headers(scope)
+    request_id = request_headers.get("x-request-id") or os.urandom(16).hex()
     headers = {"x-request-id": request_id}
     label = "unmatched"
     # The path as sent: templates decode each variable themselves (%2F inside a segment stays in it).
-    found = gateway.find(request.method, request.scope["raw_path"].decode("latin-1"))
+    found = gateway.find(scope["method"], scope["raw_path"].decode("latin-1"))
     try:
         if isinstance(found, HttpError):
             raise HttpErrorException(found)
         backend, values = found
         route = backend.route
-        label = f"/{route.workload}{route.template.source}"
+        label = route.label
         if route.stream == options_pb2.STREAM_TRANSPORT_SSE:
             return await streams.sse(gateway, backend, values, request, request_id)
-        token = await gateway.user_token(route, _request_token(request, allow_query=False))
+        token = await gateway.user_token(route, bearer_token(request_headers.get("authorization")))
         body = await read_body(request, settings.max_body_bytes) if route.body else b""
-        message = build_request(route, values, request.query_params.multi_items(), body)
+        raw_query = scope["query_string"]
+        query = parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True) if raw_query else ()
+        message = build_request(route, values, query, body)
         reply = await backend.call(
             message,
-            timeout=gateway.deadline(route, request.headers.get("grpc-timeout")),
-            metadata=outgoing_metadata(request.headers, request_id=request_id, token=token),
+            timeout=gateway.deadline(route, request_headers.get("grpc-timeout")),
+            metadata=outgoing_metadata(request_headers, request_id=request_id, token=token),
         )
         if route.redirect_field:
             location = getattr(reply, route.redirect_field)
@@ -260,8 +276,7 @@ async def api(request: Request) -> Response:
     except grpc.aio.AioRpcError as error:
         failure = from_rpc_error(error)
         response = _json(failure.body(), failure.status, headers)
-    gateway.requests.labels(request.method, label, str(response.status_code)).inc()
-    gateway.latency.labels(request.method, label).observe(time.perf_counter() - started)
+    gateway.observe(scope["method"], label, response.status_code, time.perf_counter() - started)
     return response
 
 
@@ -310,7 +325,7 @@ def create_app(
     *,
     services: Sequence[ServiceDescriptor] | None = None,
     addresses: Mapping[str, str] | None = None,
-) -> Starlette:
+) -> GatewayApp:
     """The gateway application for these services (all of the platform's by default)."""
     gateway = Gateway(
         settings, services if services is not None else list(all_services()), addresses=addresses
@@ -328,9 +343,6 @@ def create_app(
         HttpRoute("/openapi.json", openapi),
         HttpRoute("/docs", docs_page),
         Mount("/docs/assets", app=StaticFiles(directory=docs.assets_directory())),
-        HttpRoute("/api/{path:path}", api, methods=HTTP_METHODS),
-        HttpRoute("/svc/{path:path}", api, methods=HTTP_METHODS),
-        HttpRoute("/oauth2/{path:path}", api, methods=HTTP_METHODS),
         WebSocketRoute("/api/{path:path}", socket),
         WebSocketRoute("/svc/{path:path}", socket),
     ]
@@ -349,7 +361,41 @@ def create_app(
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.gateway = gateway
-    return app
+    return GatewayApp(gateway, app)
+
+
+class GatewayApp:
+    """The ASGI entry: API calls go straight to the transcoder, everything else to Starlette.
+
+    The hot path skips Starlette's router and its three middlewares (measured: about a fifth of the
+    gateway's own time per call); it applies the same CORS answer itself. Preflights, sockets, the
+    gateway's own endpoints and the web root keep the full Starlette stack.
+    """
+
+    def __init__(self, gateway: Gateway, fallback: Starlette) -> None:
+        self.gateway = gateway
+        self.fallback = fallback
+        self.state = fallback.state
+        self.origins = frozenset(gateway.settings.cors_origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] == "OPTIONS" or split_prefix(scope["path"]) is None:
+            await self.fallback(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            response = await api(self.gateway, request)
+        except Exception:
+            log.exception("unhandled error in the gateway")
+            failure = HttpError(500, "INTERNAL", "internal error")
+            response = _json(failure.body(), failure.status, {})
+        origin = request.headers.get("origin")
+        if origin is not None and origin in self.origins:
+            response.headers["access-control-allow-origin"] = origin
+            response.headers["access-control-allow-credentials"] = "true"
+            response.headers["access-control-expose-headers"] = "X-Request-ID"
+            response.headers.append("vary", "Origin")
+        await response(scope, receive, send)
 
 
 async def _backend_state(gateway: Gateway, workload: str) -> str:
@@ -385,6 +431,3 @@ def web_client_routes(settings: GatewaySettings) -> list[Any]:
         return HTMLResponse((root / "index.html").read_text())
 
     return [HttpRoute("/config.js", config_js), HttpRoute("/{path:path}", spa)]
-
-
-Factory = Callable[[GatewaySettings], Starlette]

@@ -55,6 +55,11 @@ class Route:
     bound: frozenset[str]
 
     @property
+    def label(self) -> str:
+        """The route's name in metrics: workload and path template (bounded cardinality)."""
+        return f"/{self.workload}{self.template.source}"
+
+    @property
     def client_streaming(self) -> bool:
         return bool(self.method.client_streaming)
 

@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 
 def http_app(registry: CollectorRegistry, serving: Callable[[], bool], workload: str) -> Starlette:
@@ -52,7 +53,7 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def http_server(app: Starlette) -> uvicorn.Server:
+def http_server(app: ASGIApp) -> uvicorn.Server:
     """A uvicorn server for the metrics app, without its own logging or signal handling."""
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", loop="none")
     return _QuietServer(config)
