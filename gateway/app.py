@@ -34,7 +34,7 @@ from starlette.websockets import WebSocket
 from wealist.mesh.v1 import options_pb2
 
 from gateway import docs, streams
-from gateway.errors import HttpError, from_rpc_error, from_status
+from gateway.errors import HttpError, Refused, from_rpc_error, from_status
 from gateway.metadata import grpc_timeout, outgoing_metadata
 from gateway.openapi import build_openapi
 from gateway.routing import Route, build_routes
@@ -183,7 +183,7 @@ class Gateway:
             return None
         if token is None:
             if route.user is UserAuth.REQUIRED:
-                raise HttpErrorException(HttpError(401, "TOKEN_MISSING", "an access token is required"))
+                raise Refused(HttpError(401, "TOKEN_MISSING", "an access token is required"))
             return None
         await self.verifier.verify(token, expected_type="access")
         return token
@@ -193,14 +193,6 @@ class Gateway:
         if route.server_streaming or route.client_streaming:
             return None
         return grpc_timeout(header) or self.settings.deadline_for(route.workload)
-
-
-class HttpErrorException(Exception):
-    """Stops handling with a ready HttpError."""
-
-    def __init__(self, error: HttpError) -> None:
-        super().__init__(error.message)
-        self.error = error
 
 
 def mesh_error(error: MeshError) -> HttpError:
@@ -218,12 +210,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 past ``limit`` bytes (declared or streamed)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise HttpErrorException(HttpError(413, "PAYLOAD_TOO_LARGE", f"the body exceeds {limit} bytes"))
+        raise Refused(HttpError(413, "PAYLOAD_TOO_LARGE", f"the body exceeds {limit} bytes"))
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise HttpErrorException(HttpError(413, "PAYLOAD_TOO_LARGE", f"the body exceeds {limit} bytes"))
+            raise Refused(HttpError(413, "PAYLOAD_TOO_LARGE", f"the body exceeds {limit} bytes"))
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -246,7 +238,7 @@ async def api(gateway: Gateway, request: Request) -> Response:
     found = gateway.find(scope["method"], scope["raw_path"].decode("latin-1"))
     try:
         if isinstance(found, HttpError):
-            raise HttpErrorException(found)
+            raise Refused(found)
         backend, values = found
         route = backend.route
         label = route.label
@@ -268,7 +260,7 @@ async def api(gateway: Gateway, request: Request) -> Response:
         else:
             payload = envelope(route, response_payload(route, reply), request_id)
             response = _json(payload, route.success_status, headers)
-    except HttpErrorException as stop:
+    except Refused as stop:
         response = _json(stop.error.body(), stop.error.status, headers)
     except MeshError as error:
         failure = mesh_error(error)

@@ -59,6 +59,14 @@ class HttpError:
         return {"error": error}
 
 
+class Refused(Exception):
+    """Stops handling a request with a ready HttpError (401 at the edge, 413, 404...)."""
+
+    def __init__(self, error: HttpError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 def from_status(code: grpc.StatusCode, message: str, details: bytes | None = None) -> HttpError:
     """An HttpError from a gRPC status and its ``grpc-status-details-bin``."""
     reason = code.name

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gateway.errors import HttpError, from_rpc_error
+from gateway.errors import Refused, from_rpc_error
 from gateway.metadata import outgoing_metadata
 from gateway.transcode import build_request, merge_json, response_payload
 from mesh import MeshError
@@ -51,13 +51,9 @@ async def sse(
     gateway: Gateway, backend: Backend, values: Mapping[str, str], request: Request, request_id: str
 ) -> Response:
     """A server-streaming RPC as server-sent events: ``connected``, then one event per message."""
-    from gateway.app import HttpErrorException  # noqa: PLC0415 - app imports this module
-
     route = backend.route
-    try:
-        token = await gateway.user_token(route, _token(request))
-    except MeshError as error:
-        raise HttpErrorException(HttpError(401, error.code, error.message)) from None
+    # A refused token or bad query raises to the REST handler, which answers in the error envelope.
+    token = await gateway.user_token(route, _token(request))
     message = build_request(route, values, _query_without_token(request.query_params), b"")
     call = backend.call(
         message, metadata=outgoing_metadata(request.headers, request_id=request_id, token=token)
@@ -65,7 +61,7 @@ async def sse(
     try:
         await call.initial_metadata()
     except grpc.aio.AioRpcError as error:
-        raise HttpErrorException(from_rpc_error(error)) from None
+        raise Refused(from_rpc_error(error)) from None
     ping = gateway.settings.sse_ping_seconds
 
     async def events() -> AsyncIterator[bytes]:
@@ -112,10 +108,9 @@ async def websocket(gateway: Gateway, backend: Backend, values: Mapping[str, str
             code=WS_CLOSE_BASE + (401 if error.status is grpc.StatusCode.UNAUTHENTICATED else 400)
         )
         return
-    except Exception as error:  # HttpErrorException: a missing token
-        status = getattr(getattr(error, "error", None), "status", 400)
+    except Refused as refused:  # a missing token
         await socket.accept()
-        await socket.close(code=WS_CLOSE_BASE + int(status))
+        await socket.close(code=WS_CLOSE_BASE + refused.error.status)
         return
     await socket.accept()
     metadata = outgoing_metadata(socket.headers, request_id=request_id, token=token)
