@@ -1,0 +1,46 @@
+"""JSON log lines carry the request id of the call being served."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+from mesh import CallContext
+from mesh._context import _current
+from mesh._logging import JsonFormatter
+
+
+def _record(message: str) -> logging.LogRecord:
+    return logging.LogRecord("wealist.test", logging.INFO, __file__, 1, message, None, None)
+
+
+def test_a_line_inside_a_call_names_its_request() -> None:
+    token = _current.set(
+        CallContext(method="/x.v1.S/M", request_id="req-77", caller="gateway", user=None, deadline=None)
+    )
+    try:
+        line = JsonFormatter("auth").format(_record("hello"))
+    finally:
+        _current.reset(token)
+    entry = json.loads(line)
+    assert entry["requestId"] == "req-77"
+    assert entry["workload"] == "auth"
+    assert entry["message"] == "hello"
+    assert entry["level"] == "INFO"
+
+
+def test_a_line_outside_any_call_has_no_request_id() -> None:
+    entry = json.loads(JsonFormatter("user").format(_record("start")))
+    assert "requestId" not in entry
+
+
+def test_exceptions_are_kept_in_one_line() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "failed", None, None)
+        record.exc_info = sys.exc_info()
+    line = JsonFormatter("user").format(record)
+    assert "\n" not in line
+    assert "ValueError: boom" in json.loads(line)["exception"]
