@@ -7,7 +7,7 @@ from pathlib import Path
 from wealist.user.v1 import internal_pb2, internal_pb2_grpc, user_pb2, user_pb2_grpc
 
 from mesh import Database, Hosted, RemoteJwks, Runtime, configure_logging, migrate, run
-from services.user.servicer import UserInternalServicer, UserServicer
+from services.user.servicer import ObjectStore, UserInternalServicer, UserServicer
 from services.user.settings import UserSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -21,7 +21,8 @@ async def serve(runtime: Runtime) -> None:
     database = Database(url)
     runtime.on_shutdown(database.close)
     runtime.verify_users_with(RemoteJwks(runtime.channels))
-    user_api = UserServicer(database)
+    assert isinstance(runtime.settings, UserSettings)
+    user_api = UserServicer(database, ObjectStore(runtime.settings))
     internal = UserInternalServicer(database)
     await runtime.serve(
         [

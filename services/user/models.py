@@ -1,4 +1,4 @@
-"""The user service's tables (this slice: users, workspaces, profiles; the rest comes with the full API)."""
+"""The user service's tables: users, workspaces, memberships, join requests, profiles, attachments."""
 
 from __future__ import annotations
 
@@ -57,9 +57,17 @@ class User(SQLModel, table=True):
 
 
 class Workspace(SQLModel, table=True):
-    """A workspace; this slice needs only the default one, the full API fills in the rest."""
+    """A workspace; soft-deleted ones (``deleted_at`` set) are gone for every reader."""
 
     __tablename__ = "workspaces"
+    __table_args__ = (
+        # The public search scans only live public workspaces, newest first.
+        Index(
+            "ix_workspaces_public_live",
+            "created_at",
+            postgresql_where=text("is_public AND deleted_at IS NULL"),
+        ),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     owner_id: uuid.UUID = Field(foreign_key="users.id", index=True)
@@ -88,3 +96,97 @@ class UserProfile(SQLModel, table=True):
     profile_image_url: str | None = Field(default=None, max_length=2048)
     created_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
     updated_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+
+
+# Workspace roles, stored as the contract's strings.
+ROLE_OWNER = "OWNER"
+ROLE_ADMIN = "ADMIN"
+ROLE_MEMBER = "MEMBER"
+
+# Join request states; a request leaves PENDING exactly once.
+REQUEST_PENDING = "PENDING"
+REQUEST_APPROVED = "APPROVED"
+REQUEST_REJECTED = "REJECTED"
+
+
+class WorkspaceMember(SQLModel, table=True):
+    """A user's membership of a workspace; removal deactivates the row, re-joining inserts a new one."""
+
+    __tablename__ = "workspace_members"
+    __table_args__ = (
+        # One active membership per (workspace, user); the original had no such constraint.
+        Index(
+            "uq_workspace_members_active",
+            "workspace_id",
+            "user_id",
+            unique=True,
+            postgresql_where=text("is_active"),
+        ),
+        # "My workspaces" and the internal membership checks by user.
+        Index("ix_workspace_members_user_active", "user_id", postgresql_where=text("is_active")),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    workspace_id: uuid.UUID = Field(foreign_key="workspaces.id")
+    user_id: uuid.UUID = Field(foreign_key="users.id")
+    role_name: str = Field(default=ROLE_MEMBER, max_length=20)
+    is_default: bool = False
+    is_active: bool = True
+    joined_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+    updated_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+
+
+class WorkspaceJoinRequest(SQLModel, table=True):
+    """A request to join a workspace; auto-approved ones are stored too, with status APPROVED."""
+
+    __tablename__ = "workspace_join_requests"
+    __table_args__ = (
+        # One PENDING request per (workspace, user): a second one is a 409, race or not.
+        Index(
+            "uq_workspace_join_requests_pending",
+            "workspace_id",
+            "user_id",
+            unique=True,
+            postgresql_where=text("status = 'PENDING'"),
+        ),
+        Index("ix_workspace_join_requests_workspace_status", "workspace_id", "status", "requested_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    workspace_id: uuid.UUID = Field(foreign_key="workspaces.id")
+    user_id: uuid.UUID = Field(foreign_key="users.id")
+    status: str = Field(default=REQUEST_PENDING, max_length=20)
+    requested_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+    updated_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+
+
+ATTACHMENT_TEMP = "TEMP"
+ATTACHMENT_CONFIRMED = "CONFIRMED"
+ENTITY_USER_PROFILE = "USER_PROFILE"
+
+
+class Attachment(SQLModel, table=True):
+    """An uploaded profile picture: TEMP until a profile uses it (a cleanup may drop expired TEMP rows)."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (
+        Index("ix_attachments_uploaded_by", "uploaded_by"),
+        Index("ix_attachments_entity", "entity_type", "entity_id"),
+        # What an expiry sweep reads: temporary rows by expiry.
+        Index("ix_attachments_temp_expiry", "expires_at", postgresql_where=text("status = 'TEMP'")),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    entity_type: str = Field(default=ENTITY_USER_PROFILE, max_length=50)
+    entity_id: uuid.UUID | None = None
+    status: str = Field(default=ATTACHMENT_TEMP, max_length=20)
+    file_key: str = Field(max_length=1024)
+    file_name: str = Field(max_length=255)
+    file_url: str = Field(max_length=2048)
+    file_size: int
+    content_type: str = Field(max_length=100)
+    uploaded_by: uuid.UUID = Field(foreign_key="users.id")
+    expires_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+    created_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+    updated_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
+    deleted_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))

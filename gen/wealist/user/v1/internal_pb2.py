@@ -23,10 +23,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from wealist.mesh.v1 import options_pb2 as wealist_dot_mesh_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ewealist/user/v1/internal.proto\x12\x0fwealist.user.v1\x1a\x1dwealist/mesh/v1/options.proto\"g\n\x1c\x46indOrCreateOAuthUserRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\x18\n\x10provider_subject\x18\x04 \x01(\t\"^\n\x1d\x46indOrCreateOAuthUserResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\")\n\x16\x43heckUserExistsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\")\n\x17\x43heckUserExistsResponse\x12\x0e\n\x06\x65xists\x18\x01 \x01(\x08\x32\xa2\x02\n\x13UserInternalService\x12\x87\x01\n\x15\x46indOrCreateOAuthUser\x12-.wealist.user.v1.FindOrCreateOAuthUserRequest\x1a..wealist.user.v1.FindOrCreateOAuthUserResponse\"\x0f\x90\x02\x02\xca\xf3\x18\x08\n\x04\x61uth\x10\x03\x12u\n\x0f\x43heckUserExists\x12\'.wealist.user.v1.CheckUserExistsRequest\x1a(.wealist.user.v1.CheckUserExistsResponse\"\x0f\x90\x02\x01\xca\xf3\x18\x08\n\x04\x61uth\x10\x03\x1a\n\xca\xf3\x18\x06\n\x04userb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ewealist/user/v1/internal.proto\x12\x0fwealist.user.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dwealist/mesh/v1/options.proto\"g\n\x1c\x46indOrCreateOAuthUserRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\x18\n\x10provider_subject\x18\x04 \x01(\t\"^\n\x1d\x46indOrCreateOAuthUserResponse\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\")\n\x16\x43heckUserExistsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\")\n\x17\x43heckUserExistsResponse\x12\x0e\n\x06\x65xists\x18\x01 \x01(\x08\"Y\n\x13WorkspaceMembership\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tis_member\x18\x02 \x01(\x08\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x10\n\x08is_owner\x18\x04 \x01(\x08\"H\n\x1f\x43heckWorkspaceMembershipRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"\\\n CheckWorkspaceMembershipResponse\x12\x38\n\nmembership\x18\x01 \x01(\x0b\x32$.wealist.user.v1.WorkspaceMembership\"J\n CheckWorkspaceMembershipsRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x10\n\x08user_ids\x18\x02 \x03(\t\"^\n!CheckWorkspaceMembershipsResponse\x12\x39\n\x0bmemberships\x18\x01 \x03(\x0b\x32$.wealist.user.v1.WorkspaceMembership\"M\n\x0bUserSummary\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\"#\n\x0fGetUsersRequest\x12\x10\n\x08user_ids\x18\x01 \x03(\t\"?\n\x10GetUsersResponse\x12+\n\x05users\x18\x01 \x03(\x0b\x32\x1c.wealist.user.v1.UserSummary\"\x81\x01\n\x07Profile\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x03 \x01(\t\x12\x11\n\tnick_name\x18\x04 \x01(\t\x12\r\n\x05\x65mail\x18\x05 \x01(\t\x12\x19\n\x11profile_image_url\x18\x06 \x01(\t\":\n\x11GetProfileRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"?\n\x12GetProfileResponse\x12)\n\x07profile\x18\x01 \x01(\x0b\x32\x18.wealist.user.v1.Profile\"<\n\x12GetProfilesRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x10\n\x08user_ids\x18\x02 \x03(\t\"A\n\x13GetProfilesResponse\x12*\n\x08profiles\x18\x01 \x03(\x0b\x32\x18.wealist.user.v1.Profile\"\xe7\x01\n\rWorkspaceInfo\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\x12\x10\n\x08owner_id\x18\x02 \x01(\t\x12\x16\n\x0eworkspace_name\x18\x03 \x01(\t\x12\x1d\n\x15workspace_description\x18\x04 \x01(\t\x12\x11\n\tis_public\x18\x05 \x01(\x08\x12\x15\n\rneed_approved\x18\x06 \x01(\x08\x12\x1d\n\x15only_owner_can_invite\x18\x07 \x01(\x08\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\">\n&UserInternalServiceGetWorkspaceRequest\x12\x14\n\x0cworkspace_id\x18\x01 \x01(\t\"\\\n\'UserInternalServiceGetWorkspaceResponse\x12\x31\n\tworkspace\x18\x01 \x01(\x0b\x32\x1e.wealist.user.v1.WorkspaceInfo2\x9e\t\n\x13UserInternalService\x12\x87\x01\n\x15\x46indOrCreateOAuthUser\x12-.wealist.user.v1.FindOrCreateOAuthUserRequest\x1a..wealist.user.v1.FindOrCreateOAuthUserResponse\"\x0f\x90\x02\x02\xca\xf3\x18\x08\n\x04\x61uth\x10\x03\x12u\n\x0f\x43heckUserExists\x12\'.wealist.user.v1.CheckUserExistsRequest\x1a(.wealist.user.v1.CheckUserExistsResponse\"\x0f\x90\x02\x01\xca\xf3\x18\x08\n\x04\x61uth\x10\x03\x12\xa6\x01\n\x18\x43heckWorkspaceMembership\x12\x30.wealist.user.v1.CheckWorkspaceMembershipRequest\x1a\x31.wealist.user.v1.CheckWorkspaceMembershipResponse\"%\x90\x02\x01\xca\xf3\x18\x1e\n\x05\x62oard\n\x04\x63hat\n\x07storage\n\x04noti\x10\x03\x12\xa9\x01\n\x19\x43heckWorkspaceMemberships\x12\x31.wealist.user.v1.CheckWorkspaceMembershipsRequest\x1a\x32.wealist.user.v1.CheckWorkspaceMembershipsResponse\"%\x90\x02\x01\xca\xf3\x18\x1e\n\x05\x62oard\n\x04\x63hat\n\x07storage\n\x04noti\x10\x03\x12{\n\x08GetUsers\x12 .wealist.user.v1.GetUsersRequest\x1a!.wealist.user.v1.GetUsersResponse\"*\x90\x02\x01\xca\xf3\x18#\n\x05\x62oard\n\x04\x63hat\n\x04noti\n\x07storage\n\x03ops\x10\x03\x12|\n\nGetProfile\x12\".wealist.user.v1.GetProfileRequest\x1a#.wealist.user.v1.GetProfileResponse\"%\x90\x02\x01\xca\xf3\x18\x1e\n\x05\x62oard\n\x04\x63hat\n\x04noti\n\x07storage\x10\x03\x12\x7f\n\x0bGetProfiles\x12#.wealist.user.v1.GetProfilesRequest\x1a$.wealist.user.v1.GetProfilesResponse\"%\x90\x02\x01\xca\xf3\x18\x1e\n\x05\x62oard\n\x04\x63hat\n\x04noti\n\x07storage\x10\x03\x12\xa8\x01\n\x0cGetWorkspace\x12\x37.wealist.user.v1.UserInternalServiceGetWorkspaceRequest\x1a\x38.wealist.user.v1.UserInternalServiceGetWorkspaceResponse\"%\x90\x02\x01\xca\xf3\x18\x1e\n\x05\x62oard\n\x04\x63hat\n\x07storage\n\x04noti\x10\x03\x1a\n\xca\xf3\x18\x06\n\x04userb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,14 +40,58 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USERINTERNALSERVICE'].methods_by_name['FindOrCreateOAuthUser']._serialized_options = b'\220\002\002\312\363\030\010\n\004auth\020\003'
   _globals['_USERINTERNALSERVICE'].methods_by_name['CheckUserExists']._loaded_options = None
   _globals['_USERINTERNALSERVICE'].methods_by_name['CheckUserExists']._serialized_options = b'\220\002\001\312\363\030\010\n\004auth\020\003'
-  _globals['_FINDORCREATEOAUTHUSERREQUEST']._serialized_start=82
-  _globals['_FINDORCREATEOAUTHUSERREQUEST']._serialized_end=185
-  _globals['_FINDORCREATEOAUTHUSERRESPONSE']._serialized_start=187
-  _globals['_FINDORCREATEOAUTHUSERRESPONSE']._serialized_end=281
-  _globals['_CHECKUSEREXISTSREQUEST']._serialized_start=283
-  _globals['_CHECKUSEREXISTSREQUEST']._serialized_end=324
-  _globals['_CHECKUSEREXISTSRESPONSE']._serialized_start=326
-  _globals['_CHECKUSEREXISTSRESPONSE']._serialized_end=367
-  _globals['_USERINTERNALSERVICE']._serialized_start=370
-  _globals['_USERINTERNALSERVICE']._serialized_end=660
+  _globals['_USERINTERNALSERVICE'].methods_by_name['CheckWorkspaceMembership']._loaded_options = None
+  _globals['_USERINTERNALSERVICE'].methods_by_name['CheckWorkspaceMembership']._serialized_options = b'\220\002\001\312\363\030\036\n\005board\n\004chat\n\007storage\n\004noti\020\003'
+  _globals['_USERINTERNALSERVICE'].methods_by_name['CheckWorkspaceMemberships']._loaded_options = None
+  _globals['_USERINTERNALSERVICE'].methods_by_name['CheckWorkspaceMemberships']._serialized_options = b'\220\002\001\312\363\030\036\n\005board\n\004chat\n\007storage\n\004noti\020\003'
+  _globals['_USERINTERNALSERVICE'].methods_by_name['GetUsers']._loaded_options = None
+  _globals['_USERINTERNALSERVICE'].methods_by_name['GetUsers']._serialized_options = b'\220\002\001\312\363\030#\n\005board\n\004chat\n\004noti\n\007storage\n\003ops\020\003'
+  _globals['_USERINTERNALSERVICE'].methods_by_name['GetProfile']._loaded_options = None
+  _globals['_USERINTERNALSERVICE'].methods_by_name['GetProfile']._serialized_options = b'\220\002\001\312\363\030\036\n\005board\n\004chat\n\004noti\n\007storage\020\003'
+  _globals['_USERINTERNALSERVICE'].methods_by_name['GetProfiles']._loaded_options = None
+  _globals['_USERINTERNALSERVICE'].methods_by_name['GetProfiles']._serialized_options = b'\220\002\001\312\363\030\036\n\005board\n\004chat\n\004noti\n\007storage\020\003'
+  _globals['_USERINTERNALSERVICE'].methods_by_name['GetWorkspace']._loaded_options = None
+  _globals['_USERINTERNALSERVICE'].methods_by_name['GetWorkspace']._serialized_options = b'\220\002\001\312\363\030\036\n\005board\n\004chat\n\007storage\n\004noti\020\003'
+  _globals['_FINDORCREATEOAUTHUSERREQUEST']._serialized_start=115
+  _globals['_FINDORCREATEOAUTHUSERREQUEST']._serialized_end=218
+  _globals['_FINDORCREATEOAUTHUSERRESPONSE']._serialized_start=220
+  _globals['_FINDORCREATEOAUTHUSERRESPONSE']._serialized_end=314
+  _globals['_CHECKUSEREXISTSREQUEST']._serialized_start=316
+  _globals['_CHECKUSEREXISTSREQUEST']._serialized_end=357
+  _globals['_CHECKUSEREXISTSRESPONSE']._serialized_start=359
+  _globals['_CHECKUSEREXISTSRESPONSE']._serialized_end=400
+  _globals['_WORKSPACEMEMBERSHIP']._serialized_start=402
+  _globals['_WORKSPACEMEMBERSHIP']._serialized_end=491
+  _globals['_CHECKWORKSPACEMEMBERSHIPREQUEST']._serialized_start=493
+  _globals['_CHECKWORKSPACEMEMBERSHIPREQUEST']._serialized_end=565
+  _globals['_CHECKWORKSPACEMEMBERSHIPRESPONSE']._serialized_start=567
+  _globals['_CHECKWORKSPACEMEMBERSHIPRESPONSE']._serialized_end=659
+  _globals['_CHECKWORKSPACEMEMBERSHIPSREQUEST']._serialized_start=661
+  _globals['_CHECKWORKSPACEMEMBERSHIPSREQUEST']._serialized_end=735
+  _globals['_CHECKWORKSPACEMEMBERSHIPSRESPONSE']._serialized_start=737
+  _globals['_CHECKWORKSPACEMEMBERSHIPSRESPONSE']._serialized_end=831
+  _globals['_USERSUMMARY']._serialized_start=833
+  _globals['_USERSUMMARY']._serialized_end=910
+  _globals['_GETUSERSREQUEST']._serialized_start=912
+  _globals['_GETUSERSREQUEST']._serialized_end=947
+  _globals['_GETUSERSRESPONSE']._serialized_start=949
+  _globals['_GETUSERSRESPONSE']._serialized_end=1012
+  _globals['_PROFILE']._serialized_start=1015
+  _globals['_PROFILE']._serialized_end=1144
+  _globals['_GETPROFILEREQUEST']._serialized_start=1146
+  _globals['_GETPROFILEREQUEST']._serialized_end=1204
+  _globals['_GETPROFILERESPONSE']._serialized_start=1206
+  _globals['_GETPROFILERESPONSE']._serialized_end=1269
+  _globals['_GETPROFILESREQUEST']._serialized_start=1271
+  _globals['_GETPROFILESREQUEST']._serialized_end=1331
+  _globals['_GETPROFILESRESPONSE']._serialized_start=1333
+  _globals['_GETPROFILESRESPONSE']._serialized_end=1398
+  _globals['_WORKSPACEINFO']._serialized_start=1401
+  _globals['_WORKSPACEINFO']._serialized_end=1632
+  _globals['_USERINTERNALSERVICEGETWORKSPACEREQUEST']._serialized_start=1634
+  _globals['_USERINTERNALSERVICEGETWORKSPACEREQUEST']._serialized_end=1696
+  _globals['_USERINTERNALSERVICEGETWORKSPACERESPONSE']._serialized_start=1698
+  _globals['_USERINTERNALSERVICEGETWORKSPACERESPONSE']._serialized_end=1790
+  _globals['_USERINTERNALSERVICE']._serialized_start=1793
+  _globals['_USERINTERNALSERVICE']._serialized_end=2975
 # @@protoc_insertion_point(module_scope)

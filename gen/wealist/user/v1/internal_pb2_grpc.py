@@ -45,6 +45,36 @@ class UserInternalServiceStub:
                 request_serializer=wealist_dot_user_dot_v1_dot_internal__pb2.CheckUserExistsRequest.SerializeToString,
                 response_deserializer=wealist_dot_user_dot_v1_dot_internal__pb2.CheckUserExistsResponse.FromString,
                 _registered_method=True)
+        self.CheckWorkspaceMembership = channel.unary_unary(
+                '/wealist.user.v1.UserInternalService/CheckWorkspaceMembership',
+                request_serializer=wealist_dot_user_dot_v1_dot_internal__pb2.CheckWorkspaceMembershipRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_internal__pb2.CheckWorkspaceMembershipResponse.FromString,
+                _registered_method=True)
+        self.CheckWorkspaceMemberships = channel.unary_unary(
+                '/wealist.user.v1.UserInternalService/CheckWorkspaceMemberships',
+                request_serializer=wealist_dot_user_dot_v1_dot_internal__pb2.CheckWorkspaceMembershipsRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_internal__pb2.CheckWorkspaceMembershipsResponse.FromString,
+                _registered_method=True)
+        self.GetUsers = channel.unary_unary(
+                '/wealist.user.v1.UserInternalService/GetUsers',
+                request_serializer=wealist_dot_user_dot_v1_dot_internal__pb2.GetUsersRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_internal__pb2.GetUsersResponse.FromString,
+                _registered_method=True)
+        self.GetProfile = channel.unary_unary(
+                '/wealist.user.v1.UserInternalService/GetProfile',
+                request_serializer=wealist_dot_user_dot_v1_dot_internal__pb2.GetProfileRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_internal__pb2.GetProfileResponse.FromString,
+                _registered_method=True)
+        self.GetProfiles = channel.unary_unary(
+                '/wealist.user.v1.UserInternalService/GetProfiles',
+                request_serializer=wealist_dot_user_dot_v1_dot_internal__pb2.GetProfilesRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_internal__pb2.GetProfilesResponse.FromString,
+                _registered_method=True)
+        self.GetWorkspace = channel.unary_unary(
+                '/wealist.user.v1.UserInternalService/GetWorkspace',
+                request_serializer=wealist_dot_user_dot_v1_dot_internal__pb2.UserInternalServiceGetWorkspaceRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_internal__pb2.UserInternalServiceGetWorkspaceResponse.FromString,
+                _registered_method=True)
 
 
 class UserInternalServiceServicer:
@@ -65,6 +95,49 @@ class UserInternalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckWorkspaceMembership(self, request, context):
+        """Whether one user is an active member of a workspace, and with which role.
+        A deleted or unknown workspace has no members.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckWorkspaceMemberships(self, request, context):
+        """The batch form: one answer per requested user id, in request order, in one query.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsers(self, request, context):
+        """Active users by id (at most 500), in one query; unknown or deleted ids are left out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProfile(self, request, context):
+        """A user's profile in a workspace, falling back to the default profile; NOT_FOUND when neither exists.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProfiles(self, request, context):
+        """The batch form of GetProfile (at most 500 users), in one query; users without any profile are left out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorkspace(self, request, context):
+        """An active workspace; NOT_FOUND when it is unknown or deleted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_UserInternalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +150,36 @@ def add_UserInternalServiceServicer_to_server(servicer, server):
                     servicer.CheckUserExists,
                     request_deserializer=wealist_dot_user_dot_v1_dot_internal__pb2.CheckUserExistsRequest.FromString,
                     response_serializer=wealist_dot_user_dot_v1_dot_internal__pb2.CheckUserExistsResponse.SerializeToString,
+            ),
+            'CheckWorkspaceMembership': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckWorkspaceMembership,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_internal__pb2.CheckWorkspaceMembershipRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_internal__pb2.CheckWorkspaceMembershipResponse.SerializeToString,
+            ),
+            'CheckWorkspaceMemberships': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckWorkspaceMemberships,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_internal__pb2.CheckWorkspaceMembershipsRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_internal__pb2.CheckWorkspaceMembershipsResponse.SerializeToString,
+            ),
+            'GetUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsers,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_internal__pb2.GetUsersRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_internal__pb2.GetUsersResponse.SerializeToString,
+            ),
+            'GetProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProfile,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_internal__pb2.GetProfileRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_internal__pb2.GetProfileResponse.SerializeToString,
+            ),
+            'GetProfiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProfiles,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_internal__pb2.GetProfilesRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_internal__pb2.GetProfilesResponse.SerializeToString,
+            ),
+            'GetWorkspace': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkspace,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_internal__pb2.UserInternalServiceGetWorkspaceRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_internal__pb2.UserInternalServiceGetWorkspaceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -133,6 +236,168 @@ class UserInternalService:
             '/wealist.user.v1.UserInternalService/CheckUserExists',
             wealist_dot_user_dot_v1_dot_internal__pb2.CheckUserExistsRequest.SerializeToString,
             wealist_dot_user_dot_v1_dot_internal__pb2.CheckUserExistsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckWorkspaceMembership(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserInternalService/CheckWorkspaceMembership',
+            wealist_dot_user_dot_v1_dot_internal__pb2.CheckWorkspaceMembershipRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_internal__pb2.CheckWorkspaceMembershipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckWorkspaceMemberships(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserInternalService/CheckWorkspaceMemberships',
+            wealist_dot_user_dot_v1_dot_internal__pb2.CheckWorkspaceMembershipsRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_internal__pb2.CheckWorkspaceMembershipsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserInternalService/GetUsers',
+            wealist_dot_user_dot_v1_dot_internal__pb2.GetUsersRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_internal__pb2.GetUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserInternalService/GetProfile',
+            wealist_dot_user_dot_v1_dot_internal__pb2.GetProfileRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_internal__pb2.GetProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProfiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserInternalService/GetProfiles',
+            wealist_dot_user_dot_v1_dot_internal__pb2.GetProfilesRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_internal__pb2.GetProfilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkspace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserInternalService/GetWorkspace',
+            wealist_dot_user_dot_v1_dot_internal__pb2.UserInternalServiceGetWorkspaceRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_internal__pb2.UserInternalServiceGetWorkspaceResponse.FromString,
             options,
             channel_credentials,
             insecure,

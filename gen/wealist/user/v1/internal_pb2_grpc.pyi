@@ -38,6 +38,20 @@ class UserInternalServiceStub:
     """
     CheckUserExists: _grpc.UnaryUnaryMultiCallable[_internal_pb2.CheckUserExistsRequest, _internal_pb2.CheckUserExistsResponse]
     """Whether an active user with this id exists."""
+    CheckWorkspaceMembership: _grpc.UnaryUnaryMultiCallable[_internal_pb2.CheckWorkspaceMembershipRequest, _internal_pb2.CheckWorkspaceMembershipResponse]
+    """Whether one user is an active member of a workspace, and with which role.
+    A deleted or unknown workspace has no members.
+    """
+    CheckWorkspaceMemberships: _grpc.UnaryUnaryMultiCallable[_internal_pb2.CheckWorkspaceMembershipsRequest, _internal_pb2.CheckWorkspaceMembershipsResponse]
+    """The batch form: one answer per requested user id, in request order, in one query."""
+    GetUsers: _grpc.UnaryUnaryMultiCallable[_internal_pb2.GetUsersRequest, _internal_pb2.GetUsersResponse]
+    """Active users by id (at most 500), in one query; unknown or deleted ids are left out."""
+    GetProfile: _grpc.UnaryUnaryMultiCallable[_internal_pb2.GetProfileRequest, _internal_pb2.GetProfileResponse]
+    """A user's profile in a workspace, falling back to the default profile; NOT_FOUND when neither exists."""
+    GetProfiles: _grpc.UnaryUnaryMultiCallable[_internal_pb2.GetProfilesRequest, _internal_pb2.GetProfilesResponse]
+    """The batch form of GetProfile (at most 500 users), in one query; users without any profile are left out."""
+    GetWorkspace: _grpc.UnaryUnaryMultiCallable[_internal_pb2.UserInternalServiceGetWorkspaceRequest, _internal_pb2.UserInternalServiceGetWorkspaceResponse]
+    """An active workspace; NOT_FOUND when it is unknown or deleted."""
 
 @_typing.type_check_only
 class UserInternalServiceAsyncStub(UserInternalServiceStub):
@@ -48,6 +62,20 @@ class UserInternalServiceAsyncStub(UserInternalServiceStub):
     """
     CheckUserExists: _aio.UnaryUnaryMultiCallable[_internal_pb2.CheckUserExistsRequest, _internal_pb2.CheckUserExistsResponse]  # type: ignore[assignment]
     """Whether an active user with this id exists."""
+    CheckWorkspaceMembership: _aio.UnaryUnaryMultiCallable[_internal_pb2.CheckWorkspaceMembershipRequest, _internal_pb2.CheckWorkspaceMembershipResponse]  # type: ignore[assignment]
+    """Whether one user is an active member of a workspace, and with which role.
+    A deleted or unknown workspace has no members.
+    """
+    CheckWorkspaceMemberships: _aio.UnaryUnaryMultiCallable[_internal_pb2.CheckWorkspaceMembershipsRequest, _internal_pb2.CheckWorkspaceMembershipsResponse]  # type: ignore[assignment]
+    """The batch form: one answer per requested user id, in request order, in one query."""
+    GetUsers: _aio.UnaryUnaryMultiCallable[_internal_pb2.GetUsersRequest, _internal_pb2.GetUsersResponse]  # type: ignore[assignment]
+    """Active users by id (at most 500), in one query; unknown or deleted ids are left out."""
+    GetProfile: _aio.UnaryUnaryMultiCallable[_internal_pb2.GetProfileRequest, _internal_pb2.GetProfileResponse]  # type: ignore[assignment]
+    """A user's profile in a workspace, falling back to the default profile; NOT_FOUND when neither exists."""
+    GetProfiles: _aio.UnaryUnaryMultiCallable[_internal_pb2.GetProfilesRequest, _internal_pb2.GetProfilesResponse]  # type: ignore[assignment]
+    """The batch form of GetProfile (at most 500 users), in one query; users without any profile are left out."""
+    GetWorkspace: _aio.UnaryUnaryMultiCallable[_internal_pb2.UserInternalServiceGetWorkspaceRequest, _internal_pb2.UserInternalServiceGetWorkspaceResponse]  # type: ignore[assignment]
+    """An active workspace; NOT_FOUND when it is unknown or deleted."""
 
 class UserInternalServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -67,5 +95,55 @@ class UserInternalServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_internal_pb2.CheckUserExistsResponse, _abc.Awaitable[_internal_pb2.CheckUserExistsResponse]]:
         """Whether an active user with this id exists."""
+
+    @_abc_1.abstractmethod
+    def CheckWorkspaceMembership(
+        self,
+        request: _internal_pb2.CheckWorkspaceMembershipRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_internal_pb2.CheckWorkspaceMembershipResponse, _abc.Awaitable[_internal_pb2.CheckWorkspaceMembershipResponse]]:
+        """Whether one user is an active member of a workspace, and with which role.
+        A deleted or unknown workspace has no members.
+        """
+
+    @_abc_1.abstractmethod
+    def CheckWorkspaceMemberships(
+        self,
+        request: _internal_pb2.CheckWorkspaceMembershipsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_internal_pb2.CheckWorkspaceMembershipsResponse, _abc.Awaitable[_internal_pb2.CheckWorkspaceMembershipsResponse]]:
+        """The batch form: one answer per requested user id, in request order, in one query."""
+
+    @_abc_1.abstractmethod
+    def GetUsers(
+        self,
+        request: _internal_pb2.GetUsersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_internal_pb2.GetUsersResponse, _abc.Awaitable[_internal_pb2.GetUsersResponse]]:
+        """Active users by id (at most 500), in one query; unknown or deleted ids are left out."""
+
+    @_abc_1.abstractmethod
+    def GetProfile(
+        self,
+        request: _internal_pb2.GetProfileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_internal_pb2.GetProfileResponse, _abc.Awaitable[_internal_pb2.GetProfileResponse]]:
+        """A user's profile in a workspace, falling back to the default profile; NOT_FOUND when neither exists."""
+
+    @_abc_1.abstractmethod
+    def GetProfiles(
+        self,
+        request: _internal_pb2.GetProfilesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_internal_pb2.GetProfilesResponse, _abc.Awaitable[_internal_pb2.GetProfilesResponse]]:
+        """The batch form of GetProfile (at most 500 users), in one query; users without any profile are left out."""
+
+    @_abc_1.abstractmethod
+    def GetWorkspace(
+        self,
+        request: _internal_pb2.UserInternalServiceGetWorkspaceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_internal_pb2.UserInternalServiceGetWorkspaceResponse, _abc.Awaitable[_internal_pb2.UserInternalServiceGetWorkspaceResponse]]:
+        """An active workspace; NOT_FOUND when it is unknown or deleted."""
 
 def add_UserInternalServiceServicer_to_server(servicer: UserInternalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

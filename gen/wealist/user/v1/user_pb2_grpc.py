@@ -40,6 +40,166 @@ class UserServiceStub:
                 request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.GetMyUserRequest.SerializeToString,
                 response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.GetMyUserResponse.FromString,
                 _registered_method=True)
+        self.DeleteMyUser = channel.unary_unary(
+                '/wealist.user.v1.UserService/DeleteMyUser',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.DeleteMyUserRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.DeleteMyUserResponse.FromString,
+                _registered_method=True)
+        self.GetUser = channel.unary_unary(
+                '/wealist.user.v1.UserService/GetUser',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.GetUserRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.GetUserResponse.FromString,
+                _registered_method=True)
+        self.UpdateUser = channel.unary_unary(
+                '/wealist.user.v1.UserService/UpdateUser',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateUserRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateUserResponse.FromString,
+                _registered_method=True)
+        self.RestoreUser = channel.unary_unary(
+                '/wealist.user.v1.UserService/RestoreUser',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.RestoreUserRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.RestoreUserResponse.FromString,
+                _registered_method=True)
+        self.CreateWorkspace = channel.unary_unary(
+                '/wealist.user.v1.UserService/CreateWorkspace',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.CreateWorkspaceRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.CreateWorkspaceResponse.FromString,
+                _registered_method=True)
+        self.ListMyWorkspaces = channel.unary_unary(
+                '/wealist.user.v1.UserService/ListMyWorkspaces',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.ListMyWorkspacesRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.ListMyWorkspacesResponse.FromString,
+                _registered_method=True)
+        self.SearchPublicWorkspaces = channel.unary_unary(
+                '/wealist.user.v1.UserService/SearchPublicWorkspaces',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.SearchPublicWorkspacesRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.SearchPublicWorkspacesResponse.FromString,
+                _registered_method=True)
+        self.GetWorkspace = channel.unary_unary(
+                '/wealist.user.v1.UserService/GetWorkspace',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.GetWorkspaceRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.GetWorkspaceResponse.FromString,
+                _registered_method=True)
+        self.UpdateWorkspace = channel.unary_unary(
+                '/wealist.user.v1.UserService/UpdateWorkspace',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateWorkspaceRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateWorkspaceResponse.FromString,
+                _registered_method=True)
+        self.DeleteWorkspace = channel.unary_unary(
+                '/wealist.user.v1.UserService/DeleteWorkspace',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.DeleteWorkspaceRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.DeleteWorkspaceResponse.FromString,
+                _registered_method=True)
+        self.SetDefaultWorkspace = channel.unary_unary(
+                '/wealist.user.v1.UserService/SetDefaultWorkspace',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.SetDefaultWorkspaceRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.SetDefaultWorkspaceResponse.FromString,
+                _registered_method=True)
+        self.GetWorkspaceSettings = channel.unary_unary(
+                '/wealist.user.v1.UserService/GetWorkspaceSettings',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.GetWorkspaceSettingsRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.GetWorkspaceSettingsResponse.FromString,
+                _registered_method=True)
+        self.UpdateWorkspaceSettings = channel.unary_unary(
+                '/wealist.user.v1.UserService/UpdateWorkspaceSettings',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateWorkspaceSettingsRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateWorkspaceSettingsResponse.FromString,
+                _registered_method=True)
+        self.ListWorkspaceMembers = channel.unary_unary(
+                '/wealist.user.v1.UserService/ListWorkspaceMembers',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.ListWorkspaceMembersRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.ListWorkspaceMembersResponse.FromString,
+                _registered_method=True)
+        self.InviteWorkspaceMember = channel.unary_unary(
+                '/wealist.user.v1.UserService/InviteWorkspaceMember',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.InviteWorkspaceMemberRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.InviteWorkspaceMemberResponse.FromString,
+                _registered_method=True)
+        self.UpdateWorkspaceMemberRole = channel.unary_unary(
+                '/wealist.user.v1.UserService/UpdateWorkspaceMemberRole',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateWorkspaceMemberRoleRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateWorkspaceMemberRoleResponse.FromString,
+                _registered_method=True)
+        self.RemoveWorkspaceMember = channel.unary_unary(
+                '/wealist.user.v1.UserService/RemoveWorkspaceMember',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.RemoveWorkspaceMemberRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.RemoveWorkspaceMemberResponse.FromString,
+                _registered_method=True)
+        self.ValidateWorkspaceMember = channel.unary_unary(
+                '/wealist.user.v1.UserService/ValidateWorkspaceMember',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.ValidateWorkspaceMemberRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.ValidateWorkspaceMemberResponse.FromString,
+                _registered_method=True)
+        self.ApproveWorkspaceMember = channel.unary_unary(
+                '/wealist.user.v1.UserService/ApproveWorkspaceMember',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.ApproveWorkspaceMemberRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.ApproveWorkspaceMemberResponse.FromString,
+                _registered_method=True)
+        self.RejectWorkspaceMember = channel.unary_unary(
+                '/wealist.user.v1.UserService/RejectWorkspaceMember',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.RejectWorkspaceMemberRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.RejectWorkspaceMemberResponse.FromString,
+                _registered_method=True)
+        self.CreateJoinRequest = channel.unary_unary(
+                '/wealist.user.v1.UserService/CreateJoinRequest',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.CreateJoinRequestRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.CreateJoinRequestResponse.FromString,
+                _registered_method=True)
+        self.ListJoinRequests = channel.unary_unary(
+                '/wealist.user.v1.UserService/ListJoinRequests',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.ListJoinRequestsRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.ListJoinRequestsResponse.FromString,
+                _registered_method=True)
+        self.ProcessJoinRequest = channel.unary_unary(
+                '/wealist.user.v1.UserService/ProcessJoinRequest',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.ProcessJoinRequestRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.ProcessJoinRequestResponse.FromString,
+                _registered_method=True)
+        self.CreateProfile = channel.unary_unary(
+                '/wealist.user.v1.UserService/CreateProfile',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.CreateProfileRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.CreateProfileResponse.FromString,
+                _registered_method=True)
+        self.GetMyProfile = channel.unary_unary(
+                '/wealist.user.v1.UserService/GetMyProfile',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.GetMyProfileRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.GetMyProfileResponse.FromString,
+                _registered_method=True)
+        self.ListMyProfiles = channel.unary_unary(
+                '/wealist.user.v1.UserService/ListMyProfiles',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.ListMyProfilesRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.ListMyProfilesResponse.FromString,
+                _registered_method=True)
+        self.UpdateMyProfile = channel.unary_unary(
+                '/wealist.user.v1.UserService/UpdateMyProfile',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateMyProfileRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateMyProfileResponse.FromString,
+                _registered_method=True)
+        self.GetWorkspaceUserProfile = channel.unary_unary(
+                '/wealist.user.v1.UserService/GetWorkspaceUserProfile',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.GetWorkspaceUserProfileRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.GetWorkspaceUserProfileResponse.FromString,
+                _registered_method=True)
+        self.DeleteMyWorkspaceProfile = channel.unary_unary(
+                '/wealist.user.v1.UserService/DeleteMyWorkspaceProfile',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.DeleteMyWorkspaceProfileRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.DeleteMyWorkspaceProfileResponse.FromString,
+                _registered_method=True)
+        self.CreateProfileImageUploadUrl = channel.unary_unary(
+                '/wealist.user.v1.UserService/CreateProfileImageUploadUrl',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.CreateProfileImageUploadUrlRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.CreateProfileImageUploadUrlResponse.FromString,
+                _registered_method=True)
+        self.CreateProfileImageAttachment = channel.unary_unary(
+                '/wealist.user.v1.UserService/CreateProfileImageAttachment',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.CreateProfileImageAttachmentRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.CreateProfileImageAttachmentResponse.FromString,
+                _registered_method=True)
+        self.UpdateMyProfileImage = channel.unary_unary(
+                '/wealist.user.v1.UserService/UpdateMyProfileImage',
+                request_serializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateMyProfileImageRequest.SerializeToString,
+                response_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateMyProfileImageResponse.FromString,
+                _registered_method=True)
 
 
 class UserServiceServicer:
@@ -52,6 +212,230 @@ class UserServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteMyUser(self, request, context):
+        """Soft-deletes the calling user's account (its e-mail becomes free for a new login).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUser(self, request, context):
+        """Any active user's account, by id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateUser(self, request, context):
+        """Updates the caller's own account; another user's id is refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreUser(self, request, context):
+        """Restores the caller's own soft-deleted account (the original let anyone restore anyone).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateWorkspace(self, request, context):
+        """Creates a workspace; the caller becomes its OWNER.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMyWorkspaces(self, request, context):
+        """The workspaces the caller is an active member of, as a bare array.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchPublicWorkspaces(self, request, context):
+        """Public workspaces whose name contains the text (case-insensitive), at most 20.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorkspace(self, request, context):
+        """One workspace; a private one is NOT_FOUND for non-members.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateWorkspace(self, request, context):
+        """Updates name, description and join policy; OWNER or ADMIN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWorkspace(self, request, context):
+        """Soft-deletes a workspace; the OWNER only (the original let ADMINs do it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetDefaultWorkspace(self, request, context):
+        """Makes a workspace the caller's default; the caller must be a member.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorkspaceSettings(self, request, context):
+        """A workspace's settings; members only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateWorkspaceSettings(self, request, context):
+        """Updates a workspace's settings; OWNER or ADMIN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorkspaceMembers(self, request, context):
+        """The active members with e-mail, nickname and picture (workspace profile, else the default one); members only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def InviteWorkspaceMember(self, request, context):
+        """Adds the user with this e-mail as MEMBER or ADMIN; OWNER or ADMIN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateWorkspaceMemberRole(self, request, context):
+        """Changes a member's role (member_id is the workspaceMemberId); see the rules on the request.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveWorkspaceMember(self, request, context):
+        """Removes a member (or lets the caller leave); the OWNER cannot be removed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ValidateWorkspaceMember(self, request, context):
+        """Whether a user is an active member; the caller must be a member itself.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveWorkspaceMember(self, request, context):
+        """Approves the user's pending join request, as the web client calls it; OWNER or ADMIN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectWorkspaceMember(self, request, context):
+        """Rejects the user's pending join request, as the web client calls it; OWNER or ADMIN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateJoinRequest(self, request, context):
+        """Asks to join a public workspace; without requiresApproval the caller joins at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJoinRequests(self, request, context):
+        """Join requests of a workspace (PENDING unless a status is given); OWNER or ADMIN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ProcessJoinRequest(self, request, context):
+        """Approves or rejects a pending join request by id; OWNER or ADMIN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateProfile(self, request, context):
+        """Creates the caller's profile in a workspace it is a member of.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMyProfile(self, request, context):
+        """The caller's profile in the workspace named by the X-Workspace-Id header, else the default profile.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMyProfiles(self, request, context):
+        """Every profile of the caller, the default one first, as a bare array.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateMyProfile(self, request, context):
+        """Creates or updates the caller's profile in the X-Workspace-Id workspace (all zeros: the default profile).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorkspaceUserProfile(self, request, context):
+        """A member's profile in a workspace (falling back to the default one); the viewer must be a member.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteMyWorkspaceProfile(self, request, context):
+        """Deletes the caller's profile in a workspace so the default one shows; the default profile itself stays.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateProfileImageUploadUrl(self, request, context):
+        """A presigned S3 PUT URL for a profile picture (5 minutes).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateProfileImageAttachment(self, request, context):
+        """Records an uploaded picture as a temporary attachment (confirmed when a profile uses it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateMyProfileImage(self, request, context):
+        """Sets the picture of the caller's X-Workspace-Id profile from a temporary attachment.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_UserServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +443,166 @@ def add_UserServiceServicer_to_server(servicer, server):
                     servicer.GetMyUser,
                     request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.GetMyUserRequest.FromString,
                     response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.GetMyUserResponse.SerializeToString,
+            ),
+            'DeleteMyUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteMyUser,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.DeleteMyUserRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.DeleteMyUserResponse.SerializeToString,
+            ),
+            'GetUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUser,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.GetUserRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.GetUserResponse.SerializeToString,
+            ),
+            'UpdateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateUser,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateUserRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateUserResponse.SerializeToString,
+            ),
+            'RestoreUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestoreUser,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.RestoreUserRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.RestoreUserResponse.SerializeToString,
+            ),
+            'CreateWorkspace': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateWorkspace,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.CreateWorkspaceRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.CreateWorkspaceResponse.SerializeToString,
+            ),
+            'ListMyWorkspaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMyWorkspaces,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.ListMyWorkspacesRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.ListMyWorkspacesResponse.SerializeToString,
+            ),
+            'SearchPublicWorkspaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchPublicWorkspaces,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.SearchPublicWorkspacesRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.SearchPublicWorkspacesResponse.SerializeToString,
+            ),
+            'GetWorkspace': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkspace,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.GetWorkspaceRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.GetWorkspaceResponse.SerializeToString,
+            ),
+            'UpdateWorkspace': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateWorkspace,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateWorkspaceRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateWorkspaceResponse.SerializeToString,
+            ),
+            'DeleteWorkspace': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWorkspace,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.DeleteWorkspaceRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.DeleteWorkspaceResponse.SerializeToString,
+            ),
+            'SetDefaultWorkspace': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetDefaultWorkspace,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.SetDefaultWorkspaceRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.SetDefaultWorkspaceResponse.SerializeToString,
+            ),
+            'GetWorkspaceSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkspaceSettings,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.GetWorkspaceSettingsRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.GetWorkspaceSettingsResponse.SerializeToString,
+            ),
+            'UpdateWorkspaceSettings': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateWorkspaceSettings,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateWorkspaceSettingsRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateWorkspaceSettingsResponse.SerializeToString,
+            ),
+            'ListWorkspaceMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkspaceMembers,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.ListWorkspaceMembersRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.ListWorkspaceMembersResponse.SerializeToString,
+            ),
+            'InviteWorkspaceMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.InviteWorkspaceMember,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.InviteWorkspaceMemberRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.InviteWorkspaceMemberResponse.SerializeToString,
+            ),
+            'UpdateWorkspaceMemberRole': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateWorkspaceMemberRole,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateWorkspaceMemberRoleRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateWorkspaceMemberRoleResponse.SerializeToString,
+            ),
+            'RemoveWorkspaceMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveWorkspaceMember,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.RemoveWorkspaceMemberRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.RemoveWorkspaceMemberResponse.SerializeToString,
+            ),
+            'ValidateWorkspaceMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.ValidateWorkspaceMember,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.ValidateWorkspaceMemberRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.ValidateWorkspaceMemberResponse.SerializeToString,
+            ),
+            'ApproveWorkspaceMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveWorkspaceMember,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.ApproveWorkspaceMemberRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.ApproveWorkspaceMemberResponse.SerializeToString,
+            ),
+            'RejectWorkspaceMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectWorkspaceMember,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.RejectWorkspaceMemberRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.RejectWorkspaceMemberResponse.SerializeToString,
+            ),
+            'CreateJoinRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateJoinRequest,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.CreateJoinRequestRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.CreateJoinRequestResponse.SerializeToString,
+            ),
+            'ListJoinRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJoinRequests,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.ListJoinRequestsRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.ListJoinRequestsResponse.SerializeToString,
+            ),
+            'ProcessJoinRequest': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProcessJoinRequest,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.ProcessJoinRequestRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.ProcessJoinRequestResponse.SerializeToString,
+            ),
+            'CreateProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateProfile,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.CreateProfileRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.CreateProfileResponse.SerializeToString,
+            ),
+            'GetMyProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMyProfile,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.GetMyProfileRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.GetMyProfileResponse.SerializeToString,
+            ),
+            'ListMyProfiles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMyProfiles,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.ListMyProfilesRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.ListMyProfilesResponse.SerializeToString,
+            ),
+            'UpdateMyProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateMyProfile,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateMyProfileRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateMyProfileResponse.SerializeToString,
+            ),
+            'GetWorkspaceUserProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkspaceUserProfile,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.GetWorkspaceUserProfileRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.GetWorkspaceUserProfileResponse.SerializeToString,
+            ),
+            'DeleteMyWorkspaceProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteMyWorkspaceProfile,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.DeleteMyWorkspaceProfileRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.DeleteMyWorkspaceProfileResponse.SerializeToString,
+            ),
+            'CreateProfileImageUploadUrl': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateProfileImageUploadUrl,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.CreateProfileImageUploadUrlRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.CreateProfileImageUploadUrlResponse.SerializeToString,
+            ),
+            'CreateProfileImageAttachment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateProfileImageAttachment,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.CreateProfileImageAttachmentRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.CreateProfileImageAttachmentResponse.SerializeToString,
+            ),
+            'UpdateMyProfileImage': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateMyProfileImage,
+                    request_deserializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateMyProfileImageRequest.FromString,
+                    response_serializer=wealist_dot_user_dot_v1_dot_user__pb2.UpdateMyProfileImageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -88,6 +632,870 @@ class UserService:
             '/wealist.user.v1.UserService/GetMyUser',
             wealist_dot_user_dot_v1_dot_user__pb2.GetMyUserRequest.SerializeToString,
             wealist_dot_user_dot_v1_dot_user__pb2.GetMyUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteMyUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/DeleteMyUser',
+            wealist_dot_user_dot_v1_dot_user__pb2.DeleteMyUserRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.DeleteMyUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/GetUser',
+            wealist_dot_user_dot_v1_dot_user__pb2.GetUserRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.GetUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/UpdateUser',
+            wealist_dot_user_dot_v1_dot_user__pb2.UpdateUserRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.UpdateUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/RestoreUser',
+            wealist_dot_user_dot_v1_dot_user__pb2.RestoreUserRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.RestoreUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateWorkspace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/CreateWorkspace',
+            wealist_dot_user_dot_v1_dot_user__pb2.CreateWorkspaceRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.CreateWorkspaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMyWorkspaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/ListMyWorkspaces',
+            wealist_dot_user_dot_v1_dot_user__pb2.ListMyWorkspacesRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.ListMyWorkspacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchPublicWorkspaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/SearchPublicWorkspaces',
+            wealist_dot_user_dot_v1_dot_user__pb2.SearchPublicWorkspacesRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.SearchPublicWorkspacesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkspace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/GetWorkspace',
+            wealist_dot_user_dot_v1_dot_user__pb2.GetWorkspaceRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.GetWorkspaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateWorkspace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/UpdateWorkspace',
+            wealist_dot_user_dot_v1_dot_user__pb2.UpdateWorkspaceRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.UpdateWorkspaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWorkspace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/DeleteWorkspace',
+            wealist_dot_user_dot_v1_dot_user__pb2.DeleteWorkspaceRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.DeleteWorkspaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetDefaultWorkspace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/SetDefaultWorkspace',
+            wealist_dot_user_dot_v1_dot_user__pb2.SetDefaultWorkspaceRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.SetDefaultWorkspaceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkspaceSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/GetWorkspaceSettings',
+            wealist_dot_user_dot_v1_dot_user__pb2.GetWorkspaceSettingsRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.GetWorkspaceSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateWorkspaceSettings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/UpdateWorkspaceSettings',
+            wealist_dot_user_dot_v1_dot_user__pb2.UpdateWorkspaceSettingsRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.UpdateWorkspaceSettingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkspaceMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/ListWorkspaceMembers',
+            wealist_dot_user_dot_v1_dot_user__pb2.ListWorkspaceMembersRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.ListWorkspaceMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InviteWorkspaceMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/InviteWorkspaceMember',
+            wealist_dot_user_dot_v1_dot_user__pb2.InviteWorkspaceMemberRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.InviteWorkspaceMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateWorkspaceMemberRole(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/UpdateWorkspaceMemberRole',
+            wealist_dot_user_dot_v1_dot_user__pb2.UpdateWorkspaceMemberRoleRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.UpdateWorkspaceMemberRoleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveWorkspaceMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/RemoveWorkspaceMember',
+            wealist_dot_user_dot_v1_dot_user__pb2.RemoveWorkspaceMemberRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.RemoveWorkspaceMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ValidateWorkspaceMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/ValidateWorkspaceMember',
+            wealist_dot_user_dot_v1_dot_user__pb2.ValidateWorkspaceMemberRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.ValidateWorkspaceMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveWorkspaceMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/ApproveWorkspaceMember',
+            wealist_dot_user_dot_v1_dot_user__pb2.ApproveWorkspaceMemberRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.ApproveWorkspaceMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectWorkspaceMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/RejectWorkspaceMember',
+            wealist_dot_user_dot_v1_dot_user__pb2.RejectWorkspaceMemberRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.RejectWorkspaceMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateJoinRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/CreateJoinRequest',
+            wealist_dot_user_dot_v1_dot_user__pb2.CreateJoinRequestRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.CreateJoinRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJoinRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/ListJoinRequests',
+            wealist_dot_user_dot_v1_dot_user__pb2.ListJoinRequestsRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.ListJoinRequestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProcessJoinRequest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/ProcessJoinRequest',
+            wealist_dot_user_dot_v1_dot_user__pb2.ProcessJoinRequestRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.ProcessJoinRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/CreateProfile',
+            wealist_dot_user_dot_v1_dot_user__pb2.CreateProfileRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.CreateProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMyProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/GetMyProfile',
+            wealist_dot_user_dot_v1_dot_user__pb2.GetMyProfileRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.GetMyProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMyProfiles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/ListMyProfiles',
+            wealist_dot_user_dot_v1_dot_user__pb2.ListMyProfilesRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.ListMyProfilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateMyProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/UpdateMyProfile',
+            wealist_dot_user_dot_v1_dot_user__pb2.UpdateMyProfileRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.UpdateMyProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkspaceUserProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/GetWorkspaceUserProfile',
+            wealist_dot_user_dot_v1_dot_user__pb2.GetWorkspaceUserProfileRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.GetWorkspaceUserProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteMyWorkspaceProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/DeleteMyWorkspaceProfile',
+            wealist_dot_user_dot_v1_dot_user__pb2.DeleteMyWorkspaceProfileRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.DeleteMyWorkspaceProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateProfileImageUploadUrl(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/CreateProfileImageUploadUrl',
+            wealist_dot_user_dot_v1_dot_user__pb2.CreateProfileImageUploadUrlRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.CreateProfileImageUploadUrlResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateProfileImageAttachment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/CreateProfileImageAttachment',
+            wealist_dot_user_dot_v1_dot_user__pb2.CreateProfileImageAttachmentRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.CreateProfileImageAttachmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateMyProfileImage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/wealist.user.v1.UserService/UpdateMyProfileImage',
+            wealist_dot_user_dot_v1_dot_user__pb2.UpdateMyProfileImageRequest.SerializeToString,
+            wealist_dot_user_dot_v1_dot_user__pb2.UpdateMyProfileImageResponse.FromString,
             options,
             channel_credentials,
             insecure,
