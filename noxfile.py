@@ -9,7 +9,7 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["lint", "tests"]
 
 PYTHON = "3.11"
-LINT_PATHS = ["mesh", "services", "devstack", "tools", "tests", "bench", "noxfile.py"]
+LINT_PATHS = ["mesh", "services", "gateway", "devstack", "tools", "tests", "bench", "noxfile.py"]
 
 
 def _install(session: nox.Session, extras: str) -> None:
