@@ -54,6 +54,23 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def istio(session: nox.Session) -> None:
+    """Render istio/ from proto/ and the code, then validate it offline against ../shared/schemas."""
+    _install(session, "dev")
+    session.run("python", "-m", "tools.istio")
+    # The offline checks; the proof that Istio and the app decide alike needs the stack (`nox -s tests`).
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/istio/test_manifests.py",
+        "tests/istio/test_policy.py",
+        "tests/istio/test_authz.py",
+        *session.posargs,
+    )
+
+
+@nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmarks, each printed beside a baseline measured in the same run."""
     _install(session, "dev")

@@ -257,6 +257,9 @@ async def api(gateway: Gateway, request: Request) -> Response:
         if route.redirect_field:
             location = getattr(reply, route.redirect_field)
             response: Response = RedirectResponse(location, status_code=302, headers=headers)
+        elif route.success_status == 204:
+            # No Content means no body: writing "{}" would break the keep-alive connection.
+            response = Response(status_code=204, headers=headers)
         else:
             payload = envelope(route, response_payload(route, reply), request_id)
             response = _json(payload, route.success_status, headers)

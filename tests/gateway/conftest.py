@@ -193,15 +193,19 @@ async def gateway(stack: StackInfo, echo_backend: EchoBackend) -> AsyncIterator[
         state_dir=stack.state_dir,
         http_port=port,
         redis_url=stack.redis_url,
-        auth_addr=stack.services["auth"].addr,
-        user_addr=stack.services["user"].addr,
         max_body_bytes=64 * 1024,
         sse_ping_seconds=0.2,
         log_json=False,
     )
     echo_service = echo_backend.pb2.DESCRIPTOR.services_by_name["EchoService"]
     app = create_app(
-        settings, services=[*all_services(), echo_service], addresses={"echo": echo_backend.address}
+        settings,
+        services=[*all_services(), echo_service],
+        # Every service of the stack where it runs (whatever services exist by now), and the echo service.
+        addresses={
+            **{name: spec.addr for name, spec in stack.services.items() if spec.grpc_port is not None},
+            "echo": echo_backend.address,
+        },
     )
     server = http_server(app)
     sock = socket.socket()

@@ -1,0 +1,189 @@
+"""The live stream: SSE through the gateway, delivery across replicas, and clean teardown.
+
+The figures (delivery latency, memory per stream) are logged at INFO; run with
+``-o log_cli=true --log-cli-level=INFO`` to see them. ``NOTI_STREAM_CYCLES`` overrides how many
+connect/disconnect cycles the teardown test makes (the issue asks 1,000; the suite runs fewer to stay
+quick).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import statistics
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest_asyncio
+
+from devstack import StackInfo
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from mesh._http import http_server
+from tests.conftest import Mesh
+from tests.integration.helpers import extra_service
+from tests.noti.support import STREAM, SseClient, create, event, login, metric, streams, wait_metric
+
+log = logging.getLogger(__name__)
+
+CYCLES = int(os.environ.get("NOTI_STREAM_CYCLES", "200"))
+# Streams opened at once during the churn.
+CONCURRENCY = 20
+# What the churn may add to the resident memory of noti, all cycles together.
+MEMORY_BOUND = 40 * 1024 * 1024
+# Generous: the issue's target is 1 s, measured and logged; the assertion only catches a broken path.
+DELIVERY_BOUND = 5.0
+SUBSCRIBERS = "noti_stream_subscribers"
+CHANNELS = "noti_stream_channels"
+
+
+@pytest_asyncio.fixture
+async def client(stack: StackInfo) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the real gateway process."""
+    async with httpx.AsyncClient(base_url=stack.services["gateway"].http_base, timeout=10) as http:
+        yield http
+
+
+def _summary(values: list[float]) -> str:
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return f"n={len(ordered)} p50={statistics.median(ordered) * 1000:.1f} ms p99={p99 * 1000:.1f} ms"
+
+
+async def test_a_created_notification_arrives_on_the_stream(
+    client: httpx.AsyncClient, mesh: Mesh, stack: StackInfo
+) -> None:
+    ann = await login(client)
+    metrics_url = stack.services["noti"].metrics_url
+    async with SseClient(client, ann.token) as stream:
+        await wait_metric(client, metrics_url, SUBSCRIBERS, at_least=1)
+        started = time.perf_counter()
+        result = await create(mesh, event(ann.user_id, name="Ship it"))
+        name, data, arrived = await stream.next(DELIVERY_BOUND)
+    log.info("internal create → SSE through the gateway: %.1f ms", (arrived - started) * 1000)
+    assert name == "notification"
+    assert data["id"] == result.notification.id
+    assert (data["resourceName"], data["targetUserId"], data["isRead"]) == ("Ship it", ann.user_id, False)
+    assert data["metadata"] == {"projectId": "p-1", "projectName": "Apollo"}
+    assert arrived - started < DELIVERY_BOUND
+
+
+async def test_fan_out_latency_to_many_clients(
+    client: httpx.AsyncClient, mesh: Mesh, stack: StackInfo
+) -> None:
+    """Each of 5 users with 2 streams; 40 notifications round-robin; every stream gets its user's."""
+    people = [await login(client) for _ in range(5)]
+    tokens = [person.token for person in people for _ in range(2)]
+    metrics_url = stack.services["noti"].metrics_url
+    latencies: list[float] = []
+    async with streams(client, tokens) as open_streams:
+        await wait_metric(client, metrics_url, SUBSCRIBERS, at_least=len(tokens))
+        for number in range(40):
+            person = people[number % len(people)]
+            started = time.perf_counter()
+            result = await create(mesh, event(person.user_id))
+            for stream in open_streams[2 * (number % len(people)) : 2 * (number % len(people)) + 2]:
+                _, data, arrived = await stream.next(DELIVERY_BOUND)
+                assert data["id"] == result.notification.id
+                latencies.append(arrived - started)
+        assert all(stream.events.empty() for stream in open_streams)
+    log.info("fan-out, %d streams: %s", len(tokens), _summary(latencies))
+
+
+@contextlib.asynccontextmanager
+async def _in_process_gateway(stack: StackInfo, noti_addr: str) -> AsyncIterator[str]:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    sock.setblocking(False)
+    port = sock.getsockname()[1]
+    # Every backend as the stack runs it, except noti: the second replica.
+    addresses = {name: spec.addr for name, spec in stack.services.items() if name != "gateway"}
+    settings = GatewaySettings(
+        state_dir=stack.state_dir, http_port=port, redis_url=stack.redis_url, log_json=False
+    )
+    app = create_app(settings, addresses={**addresses, "noti": noti_addr})
+    server = http_server(app)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    for _ in range(100):
+        if server.started:
+            break
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        await app.state.gateway.close()
+
+
+async def test_delivery_across_replicas(client: httpx.AsyncClient, mesh: Mesh, stack: StackInfo) -> None:
+    """Created on replica A (the stack's noti), delivered to a client of replica B (another process)."""
+    ann = await login(client)
+    with extra_service(stack, "noti", {}) as replica:
+        async with _in_process_gateway(stack, replica.addr) as base:
+            async with (
+                httpx.AsyncClient(base_url=base, timeout=10) as via_b,
+                SseClient(via_b, ann.token) as stream,
+            ):
+                replica_metrics = replica.spec.metrics_url
+                assert await wait_metric(via_b, replica_metrics, SUBSCRIBERS, at_least=1) == 1
+                assert await metric(client, stack.services["noti"].metrics_url, CHANNELS) == 0
+                started = time.perf_counter()
+                result = await create(mesh, event(ann.user_id, name="from A"))
+                name, data, arrived = await stream.next(DELIVERY_BOUND)
+                assert (name, data["id"]) == ("notification", result.notification.id)
+                log.info("replica A → replica B → SSE: %.1f ms", (arrived - started) * 1000)
+            await wait_metric(client, replica_metrics, SUBSCRIBERS, at_most=0)
+            await wait_metric(client, replica_metrics, CHANNELS, at_most=0)
+
+
+async def test_dropped_clients_release_their_resources(
+    client: httpx.AsyncClient, mesh: Mesh, stack: StackInfo
+) -> None:
+    people = [await login(client) for _ in range(CONCURRENCY)]
+    metrics_url = stack.services["noti"].metrics_url
+    limits = httpx.Limits(max_connections=CONCURRENCY * 2, max_keepalive_connections=CONCURRENCY)
+
+    async def churn(cycles: int) -> None:
+        async with httpx.AsyncClient(base_url=str(client.base_url), timeout=10, limits=limits) as http:
+            for _ in range(cycles // CONCURRENCY):
+                async with streams(http, [person.token for person in people]):
+                    pass
+
+    await churn(CONCURRENCY * 2)  # warm-up: pools, caches and allocator arenas settle first
+    await wait_metric(client, metrics_url, SUBSCRIBERS, at_most=0)
+    before = await metric(client, metrics_url, "process_resident_memory_bytes")
+    started = time.perf_counter()
+    await churn(CYCLES)
+    seconds = time.perf_counter() - started
+    assert await wait_metric(client, metrics_url, SUBSCRIBERS, at_most=0) == 0
+    assert await wait_metric(client, metrics_url, CHANNELS, at_most=0) == 0
+    after = await metric(client, metrics_url, "process_resident_memory_bytes")
+    log.info(
+        "%d stream cycles in %.1f s; noti RSS %.1f → %.1f MiB",
+        CYCLES,
+        seconds,
+        before / 2**20,
+        after / 2**20,
+    )
+    assert after - before < MEMORY_BOUND
+    # Still serving: a stream opened after the churn gets its notification.
+    ann = people[0]
+    async with SseClient(client, ann.token) as stream:
+        await wait_metric(client, metrics_url, SUBSCRIBERS, at_least=1)
+        result = await create(mesh, event(ann.user_id))
+        assert (await stream.next(DELIVERY_BOUND))[1]["id"] == result.notification.id
+
+
+async def test_the_stream_refuses_a_missing_token(client: httpx.AsyncClient) -> None:
+    reply = await client.get(STREAM)
+    assert reply.status_code == 401
+    unknown = await client.get(STREAM, params={"token": uuid.uuid4().hex})
+    assert unknown.status_code == 401
