@@ -116,9 +116,7 @@ def main() -> None:
             measured, after = asyncio.run(_deliveries(*args, clients=clients, count=count))
     expected = clients * count
     out = sys.stdout
-    out.write(
-        f"{count} notifications, one every 0.2 s, to one user; SSE through the gateway; 2-core machine\n"
-    )
+    out.write(f"{count} notifications, one every 0.2 s, to one user; SSE through the gateway; 2 cores\n")
     for label, samples, total in (
         ("baseline: 1 client", baseline, count),
         (f"{clients} clients", measured, expected),

@@ -49,6 +49,7 @@ from mesh import (
     UserAuth,
     all_services,
     load_tls,
+    redis_client,
 )
 from mesh._interceptors import bearer_token
 
@@ -128,7 +129,7 @@ class Gateway:
         self.addresses = dict(addresses or {})
         tls = None if settings.istio_mode else load_tls(settings.state_dir, settings.workload)
         self.channels = Channels(settings, tls, addresses=self.addresses, propagate=False)
-        self.redis: aioredis.Redis = aioredis.from_url(settings.redis_url)
+        self.redis: aioredis.Redis = redis_client(settings.redis_url)
         self.verifier = TokenVerifier(
             jwks=RemoteJwks(self.channels), redis=self.redis, issuer=settings.jwt_issuer
         )

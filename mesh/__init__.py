@@ -33,6 +33,7 @@ from mesh._errors import (
 )
 from mesh._identity import TlsMaterial, ensure_dev_pki, load_tls, pki_paths, spiffe_id
 from mesh._logging import configure_logging
+from mesh._redis import redis_client
 from mesh._runtime import Hosted, RemoteJwks, Runtime, run
 from mesh._settings import DEFAULT_PORTS, WORKLOADS, MeshSettings
 from mesh._tokens import JwksSource, TokenVerifier, UserClaims, blacklist_key, revoke
@@ -80,6 +81,7 @@ __all__ = [
     "migrate",
     "open_channel",
     "pki_paths",
+    "redis_client",
     "revoke",
     "run",
     "run_migrations_env",

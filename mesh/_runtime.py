@@ -25,6 +25,7 @@ from mesh._http import bind, http_app, http_server
 from mesh._identity import TlsMaterial, load_tls
 from mesh._interceptors import MeshInterceptor
 from mesh._metrics import ServerMetrics
+from mesh._redis import redis_client
 from mesh._settings import MeshSettings
 from mesh._tokens import JwksSource, TokenVerifier
 
@@ -60,7 +61,7 @@ class Runtime:
             None if settings.istio_mode else load_tls(settings.state_dir, settings.workload)
         )
         self.channels = Channels(settings, self.tls)
-        self.redis: aioredis.Redis = aioredis.from_url(settings.redis_url)
+        self.redis: aioredis.Redis = redis_client(settings.redis_url)
         self.metrics = ServerMetrics()
         self.verifier: TokenVerifier | None = None
         self.grpc_port: int | None = None
