@@ -298,10 +298,11 @@ async def list_by_ids(session: AsyncSession, *, user_ids: Sequence[uuid.UUID]) -
 
 @dataclass(frozen=True, slots=True)
 class MyWorkspace:
-    """One of the caller's workspaces with the caller's membership."""
+    """One of the caller's workspaces with the caller's role there (PENDING while a request waits)."""
 
     workspace: Workspace
-    member: WorkspaceMember
+    role: str
+    is_default: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,8 +454,11 @@ async def create_workspace(
 
 
 async def list_my_workspaces(session: AsyncSession, *, caller_id: uuid.UUID) -> list[MyWorkspace]:
-    """The caller's active memberships in live workspaces, oldest membership first."""
-    statement = (
+    """The caller's workspaces, oldest membership first, then those it asked to join (role PENDING).
+
+    The web client shows a waiting request in the same list ("승인 대기"), so it is listed here.
+    """
+    members = (
         select(Workspace, WorkspaceMember)
         .join(WorkspaceMember, col(WorkspaceMember.workspace_id) == col(Workspace.id))
         .where(
@@ -464,7 +468,23 @@ async def list_my_workspaces(session: AsyncSession, *, caller_id: uuid.UUID) -> 
         )
         .order_by(col(WorkspaceMember.joined_at), col(WorkspaceMember.id))
     )
-    return [MyWorkspace(workspace, member) for workspace, member in (await session.exec(statement)).all()]
+    pending = (
+        select(Workspace)
+        .join(WorkspaceJoinRequest, col(WorkspaceJoinRequest.workspace_id) == col(Workspace.id))
+        .where(
+            WorkspaceJoinRequest.user_id == caller_id,
+            WorkspaceJoinRequest.status == REQUEST_PENDING,
+            *_live_workspace(),  # type: ignore[arg-type]
+        )
+        .order_by(col(WorkspaceJoinRequest.requested_at))
+    )
+    mine = [
+        MyWorkspace(workspace, member.role_name, member.is_default)
+        for workspace, member in (await session.exec(members)).all()
+    ]
+    return mine + [
+        MyWorkspace(workspace, REQUEST_PENDING) for workspace in (await session.exec(pending)).all()
+    ]
 
 
 def _like_pattern(text: str) -> str:

@@ -287,10 +287,10 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
                     workspace_id=str(each.workspace.id),
                     workspace_name=each.workspace.workspace_name,
                     workspace_description=each.workspace.workspace_description or "",
-                    owner=each.member.role_name == ROLE_OWNER,
-                    role=each.member.role_name,
+                    owner=each.role == ROLE_OWNER,
+                    role=each.role,
                     created_at=_timestamp(each.workspace.created_at),
-                    is_default=each.member.is_default,
+                    is_default=each.is_default,
                 )
                 for each in mine
             ]

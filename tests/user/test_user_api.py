@@ -97,6 +97,12 @@ async def test_the_web_clients_journey(client: httpx.AsyncClient) -> None:
         client, "POST", "/api/workspaces/join-requests", joiner, status=409, json={"workspaceId": wid}
     )
 
+    # The joiner's own list shows the waiting request (the web client labels role PENDING "승인 대기").
+    waiting = await _call(client, "GET", "/api/workspaces/all", joiner)
+    assert [(w["workspaceId"], w["role"], w["owner"]) for w in waiting if w["workspaceId"] == wid] == [
+        (wid, "PENDING", False)
+    ]
+
     pending = await _call(client, "GET", f"/api/workspaces/{wid}/pendingMembers", owner)
     assert [(p["userId"], p["userEmail"], p["status"]) for p in pending] == [
         (joiner.user_id, joiner.email, "PENDING")
@@ -108,6 +114,8 @@ async def test_the_web_clients_journey(client: httpx.AsyncClient) -> None:
     )
     assert approved["status"] == "APPROVED"
     assert await _call(client, "GET", f"/api/workspaces/{wid}/pendingMembers", owner) == []
+    joined = await _call(client, "GET", "/api/workspaces/all", joiner)
+    assert [w["role"] for w in joined if w["workspaceId"] == wid] == ["MEMBER"]
 
     members = await _call(client, "GET", f"/api/workspaces/{wid}/members", joiner)
     assert {m["userId"]: m["roleName"] for m in members} == {owner.user_id: "OWNER", joiner.user_id: "MEMBER"}
