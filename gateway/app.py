@@ -2,6 +2,10 @@
 
 Every service is mounted under ``/api/svc/<workload>`` and ``/svc/<workload>`` (the prefix is stripped
 before matching, as the original ingress did); ``/api/oauth2/*`` and ``/oauth2/*`` go to auth.
+
+A successful unary call answers the method's ``success_status``, unless the service names another 2xx
+in ``x-http-code`` (response or trailing metadata), as with grpc-gateway: 207 when only some of a batch
+was done. Any other value of it is ignored.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from wealist.mesh.v1 import options_pb2
 
 from gateway import docs, streams
 from gateway.errors import HttpError, Refused, from_rpc_error, from_status
-from gateway.metadata import grpc_timeout, outgoing_metadata
+from gateway.metadata import grpc_timeout, http_code, outgoing_metadata
 from gateway.openapi import build_openapi
 from gateway.routing import Route, build_routes
 from gateway.settings import GatewaySettings
@@ -58,6 +62,8 @@ log = logging.getLogger("wealist.gateway")
 API_PREFIX = "/api/svc/"
 SEED_PREFIX = "/svc/"
 HTTP_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+# Successful statuses answered without a body (a route's success_status, or a service's x-http-code).
+NO_CONTENT = frozenset({204, 205})
 
 
 def split_prefix(path: str) -> tuple[str, str] | None:
@@ -250,20 +256,29 @@ async def api(gateway: Gateway, request: Request) -> Response:
         raw_query = scope["query_string"]
         query = parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True) if raw_query else ()
         message = build_request(route, values, query, body)
-        reply = await backend.call(
+        call = backend.call(
             message,
             timeout=gateway.deadline(route, request_headers.get("grpc-timeout")),
             metadata=outgoing_metadata(request_headers, request_id=request_id, token=token),
         )
+        reply = await call
         if route.redirect_field:
             location = getattr(reply, route.redirect_field)
             response: Response = RedirectResponse(location, status_code=302, headers=headers)
-        elif route.success_status == 204:
-            # No Content means no body: writing "{}" would break the keep-alive connection.
-            response = Response(status_code=204, headers=headers)
         else:
-            payload = envelope(route, response_payload(route, reply), request_id)
-            response = _json(payload, route.success_status, headers)
+            # The service may pick another 2xx with x-http-code (the trailing metadata's wins); both
+            # metadata have arrived with the reply, so reading them waits for nothing.
+            status = (
+                http_code(await call.trailing_metadata())
+                or http_code(await call.initial_metadata())
+                or route.success_status
+            )
+            if status in NO_CONTENT or route.success_status in NO_CONTENT:
+                # No body: writing "{}" would break the keep-alive connection.
+                response = Response(status_code=status, headers=headers)
+            else:
+                payload = envelope(route, response_payload(route, reply), request_id)
+                response = _json(payload, status, headers)
     except Refused as stop:
         response = _json(stop.error.body(), stop.error.status, headers)
     except MeshError as error:

@@ -1,8 +1,10 @@
-"""HTTP headers → gRPC metadata, and the deadline of a call."""
+"""HTTP headers → gRPC metadata, the deadline of a call, and the HTTP status a service asks for."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+import grpc
 
 # Headers that travel to the service as metadata under the same (lower-case) name.
 FORWARDED_HEADERS = ("traceparent", "tracestate", "x-workspace-id")
@@ -28,3 +30,20 @@ def outgoing_metadata(
         if value:
             metadata.append((name, value))
     return tuple(metadata)
+
+
+# The response metadata key with which a service picks the HTTP status of a successful unary call, as
+# grpc-gateway's ``x-http-code`` (201 when every participant was added, 207 when only some were).
+HTTP_CODE = "x-http-code"
+
+
+def http_code(metadata: grpc.aio.Metadata | None) -> int | None:
+    """The status named by ``x-http-code`` in ``metadata`` when it is a 2xx code (three digits); else None."""
+    if not metadata:
+        return None
+    value = metadata.get(HTTP_CODE)
+    if isinstance(value, str) and len(value) == 3 and value.isascii() and value.isdigit():
+        code = int(value)
+        if 200 <= code <= 299:
+            return code
+    return None

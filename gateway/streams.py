@@ -3,6 +3,11 @@
 Browsers cannot set headers on EventSource or WebSocket, so these routes also take the access token
 from ``?token=``, as the web client sends it. When the client goes away the gRPC call is cancelled, so
 the service releases what it held for the stream.
+
+Bidirectional sockets: the first request message of a socket is the opening one, built from the path
+and query (no body). The gateway sends it as soon as the socket is accepted, so the service knows what
+the socket is for (``/ws/project/{project_id}``) and can push before the client says anything; each
+client frame is then one more request message.
 """
 
 from __future__ import annotations
@@ -93,13 +98,17 @@ async def sse(
 
 
 async def websocket(gateway: Gateway, backend: Backend, values: Mapping[str, str], socket: WebSocket) -> None:
-    """A streaming RPC over a WebSocket: JSON text frames both ways."""
+    """A streaming RPC over a WebSocket: JSON text frames both ways.
+
+    Server streaming: the path and query make the one request message. Bidirectional: they make the
+    opening request message, sent on accept, and each client frame is one request message after it.
+    """
     route = backend.route
     request_id = socket.headers.get("x-request-id") or uuid.uuid4().hex
     query = _query_without_token(socket.query_params)
     try:
         token = await gateway.user_token(route, _token(socket))
-        first = build_request(route, values, query, b"")
+        opening = build_request(route, values, query, b"")
     except MeshError as error:
         # Accepted, then closed with 4000 + the HTTP status: a browser sees the code, where a refused
         # handshake would only show 1006.
@@ -115,12 +124,14 @@ async def websocket(gateway: Gateway, backend: Backend, values: Mapping[str, str
     await socket.accept()
     metadata = outgoing_metadata(socket.headers, request_id=request_id, token=token)
     if route.client_streaming:
-        # Each client frame is one request message (with the path's fields); none is sent before the first.
+        # The first request message of a socket is the opening one, built from the path and query, sent
+        # at once; then one per client frame (with the path's and query's fields too).
         outgoing: asyncio.Queue[Message | None] = asyncio.Queue()
+        outgoing.put_nowait(opening)
         call = backend.call(_drain(outgoing), metadata=metadata)
         reader = asyncio.create_task(_read_frames(socket, route, values, query, outgoing))
     else:
-        call = backend.call(first, metadata=metadata)
+        call = backend.call(opening, metadata=metadata)
         reader = asyncio.create_task(_ignore_frames(socket))
     try:
         async for reply in call:
@@ -151,7 +162,7 @@ async def _read_frames(
     query: list[tuple[str, str]],
     outgoing: asyncio.Queue[Message | None],
 ) -> None:
-    """Client frames → request messages (path and query fields repeated on each), until the client goes."""
+    """Client frames → the request messages after the opening one (with the path and query fields)."""
     try:
         while True:
             text = await socket.receive_text()

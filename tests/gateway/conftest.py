@@ -88,6 +88,12 @@ def _servicer(pb2: ModuleType, pb2_grpc: ModuleType) -> Any:
     class Echo(pb2_grpc.EchoServiceServicer):  # type: ignore[misc,name-defined]
         async def Echo(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             metadata = dict(context.invocation_metadata() or ())
+            if request.http_code:
+                await context.send_initial_metadata((("x-http-code", request.http_code),))
+            if request.trailing_http_code:
+                # Added to what the runtime set (x-request-id): setting trailing metadata replaces it.
+                trailing = (*(context.trailing_metadata() or ()), ("x-http-code", request.trailing_http_code))
+                context.set_trailing_metadata(trailing)
             return pb2.EchoResponse(
                 room=request.room,
                 text=request.text,
@@ -120,7 +126,14 @@ def _servicer(pb2: ModuleType, pb2_grpc: ModuleType) -> Any:
         async def Chat(
             self, requests: Any, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
-            async for frame in requests:
+            # The first request message is the gateway's opening one (path and query, no client frame):
+            # answered at once, so the client hears from the service before it has said anything.
+            frames = aiter(requests)
+            opening = await anext(frames, None)
+            if opening is None:
+                return
+            yield pb2.ChatFrame(room=opening.room, type="joined", text=opening.text, user_id=user_id())
+            async for frame in frames:
                 if frame.type == "ping":
                     yield pb2.ChatFrame(room=frame.room, type="pong", user_id=user_id())
                 else:

@@ -292,10 +292,63 @@ async def test_a_dropped_sse_client_ends_the_grpc_stream(
     assert after == before + 1
 
 
+async def test_a_service_picks_another_2xx_with_x_http_code(gateway: GatewayUnderTest) -> None:
+    url = f"{ECHO}/api/rooms/r/echo"
+    plain = await gateway.client.post(url, json={"text": "hi"}, headers={"X-Request-ID": "rid-207"})
+    partial = await gateway.client.post(
+        url, json={"text": "hi", "httpCode": "207"}, headers={"X-Request-ID": "rid-207"}
+    )
+    assert plain.status_code == 201
+    assert partial.status_code == 207
+    # Only the status changes: the same envelope, the same request id.
+    assert partial.headers["x-request-id"] == "rid-207"
+    assert partial.json()["requestId"] == "rid-207"
+    assert partial.json()["data"] == plain.json()["data"]
+    trailing = await gateway.client.post(url, json={"trailingHttpCode": "207"})
+    assert trailing.status_code == 207
+    assert trailing.json()["data"]["room"] == "r"
+    both = await gateway.client.post(url, json={"httpCode": "202", "trailingHttpCode": "207"})
+    assert both.status_code == 207  # the trailing metadata's word is the last
+    lower = await gateway.client.get(url, params={"httpCode": "200"})
+    assert lower.status_code == 200
+    assert lower.json()["data"]["room"] == "r"
+    empty = await gateway.client.post(url, json={"trailingHttpCode": "204"})
+    assert empty.status_code == 204
+    assert empty.content == b""
+
+
+@pytest.mark.parametrize("bogus", ["500", "302", "199", "300", "abc", "2070", "0207", "20x"])
+async def test_an_x_http_code_that_is_no_2xx_is_ignored(gateway: GatewayUnderTest, bogus: str) -> None:
+    for field in ("httpCode", "trailingHttpCode"):
+        reply = await gateway.client.post(f"{ECHO}/api/rooms/r/echo", json={"text": "t", field: bogus})
+        assert reply.status_code == 201, (field, bogus)
+        assert reply.json()["data"]["text"] == "t"
+
+
+async def test_websocket_opens_with_the_path_and_query_before_any_client_frame(
+    gateway: GatewayUnderTest,
+) -> None:
+    pair = await _login(gateway.client)
+    url = (
+        gateway.base_url.replace("http", "ws")
+        + f"{ECHO}/ws/rooms/green?text=hello&token={pair['accessToken']}"
+    )
+    async with websockets.connect(url) as socket:
+        # Nothing sent yet: the service got the opening message (path's room, query's text) and answered.
+        joined = json.loads(await asyncio.wait_for(socket.recv(), 5))
+        assert joined == {"room": "green", "type": "joined", "text": "hello", "userId": pair["userId"]}
+        await socket.send(json.dumps({"type": "say"}))
+        said = json.loads(await asyncio.wait_for(socket.recv(), 5))
+        # Client frames come after the opening one, with the path and query fields too.
+        assert said == {"room": "green", "type": "echo", "text": "hello", "userId": pair["userId"]}
+
+
 async def test_websocket_round_trip(gateway: GatewayUnderTest) -> None:
     pair = await _login(gateway.client)
     url = gateway.base_url.replace("http", "ws") + f"{ECHO}/ws/rooms/blue?token={pair['accessToken']}"
     async with websockets.connect(url) as socket:
+        joined = json.loads(await socket.recv())
+        assert joined == {"room": "blue", "type": "joined", "text": "", "userId": pair["userId"]}
         await socket.send(json.dumps({"type": "ping"}))
         pong = json.loads(await socket.recv())
         assert pong == {"room": "blue", "type": "pong", "text": "", "userId": pair["userId"]}
