@@ -33,6 +33,7 @@ from mesh._errors import (
 )
 from mesh._identity import TlsMaterial, ensure_dev_pki, load_tls, pki_paths, spiffe_id
 from mesh._logging import configure_logging
+from mesh._membership import MembershipCache, invalidate_memberships, membership_key
 from mesh._redis import redis_client
 from mesh._runtime import Hosted, RemoteJwks, Runtime, run
 from mesh._settings import DEFAULT_PORTS, WORKLOADS, MeshSettings
@@ -53,6 +54,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidField",
     "JwksSource",
+    "MembershipCache",
     "MeshError",
     "MeshSettings",
     "MethodAccess",
@@ -74,7 +76,9 @@ __all__ = [
     "current_call",
     "current_user",
     "ensure_dev_pki",
+    "invalidate_memberships",
     "load_tls",
+    "membership_key",
     "method_access",
     "method_path",
     "methods_without_access",

@@ -22,7 +22,7 @@ async def serve(runtime: Runtime) -> None:
     runtime.on_shutdown(database.close)
     runtime.verify_users_with(RemoteJwks(runtime.channels))
     assert isinstance(runtime.settings, UserSettings)
-    user_api = UserServicer(database, ObjectStore(runtime.settings))
+    user_api = UserServicer(database, ObjectStore(runtime.settings), runtime.redis)
     internal = UserInternalServicer(database)
     await runtime.serve(
         [

@@ -13,11 +13,12 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import grpc
+import redis.asyncio as aioredis
 from google.protobuf.timestamp_pb2 import Timestamp
 from minio import Minio
 from wealist.user.v1 import internal_pb2, internal_pb2_grpc, user_pb2, user_pb2_grpc
 
-from mesh import Database, InvalidField, current_user
+from mesh import Database, InvalidField, current_user, invalidate_memberships
 from services.user import service
 from services.user.models import (
     ROLE_OWNER,
@@ -196,9 +197,14 @@ class ObjectStore:
 class UserServicer(user_pb2_grpc.UserServiceServicer):
     """The user API the gateway exposes."""
 
-    def __init__(self, database: Database, store: ObjectStore) -> None:
+    def __init__(self, database: Database, store: ObjectStore, redis: aioredis.Redis) -> None:
         self.database = database
         self.store = store
+        self.redis = redis
+
+    async def _memberships_changed(self, workspace_id: uuid.UUID) -> None:
+        """After a committed membership change: other services' cached answers for it are stale."""
+        await invalidate_memberships(self.redis, workspace_id)
 
     # --- users ----------------------------------------------------------------------------------------
 
@@ -342,6 +348,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         caller, workspace_id = _caller(), service.parse_uuid(request.workspace_id, field="workspaceId")
         async with self.database.unit_of_work() as session:
             await service.delete_workspace(session, caller_id=caller, workspace_id=workspace_id)
+        await self._memberships_changed(workspace_id)
         return user_pb2.DeleteWorkspaceResponse(message="Workspace deleted successfully")
 
     async def SetDefaultWorkspace(
@@ -408,6 +415,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
                 email=request.email,
                 role_name=request.role_name,
             )
+        await self._memberships_changed(workspace_id)
         return user_pb2.InviteWorkspaceMemberResponse(member=member_message(view))
 
     async def UpdateWorkspaceMemberRole(
@@ -425,6 +433,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
                 member_id=member_id,
                 role_name=request.role_name,
             )
+        await self._memberships_changed(workspace_id)
         return user_pb2.UpdateWorkspaceMemberRoleResponse(member=member_message(view))
 
     async def RemoveWorkspaceMember(
@@ -438,6 +447,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
             await service.remove_member(
                 session, caller_id=caller, workspace_id=workspace_id, member_id=member_id
             )
+        await self._memberships_changed(workspace_id)
         return user_pb2.RemoveWorkspaceMemberResponse(message="Member removed successfully")
 
     async def ValidateWorkspaceMember(
@@ -472,9 +482,11 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         workspace_id = service.parse_uuid(workspace, field="workspaceId")
         user_id = service.parse_user_id(user)
         async with self.database.unit_of_work() as session:
-            return await service.decide_pending_of_user(
+            view = await service.decide_pending_of_user(
                 session, caller_id=caller, workspace_id=workspace_id, user_id=user_id, approve=approve
             )
+        await self._memberships_changed(workspace_id)
+        return view
 
     # --- join requests --------------------------------------------------------------------------------
 
@@ -513,6 +525,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
                 request_id=request_id,
                 status=request.status,
             )
+        await self._memberships_changed(workspace_id)
         return user_pb2.ProcessJoinRequestResponse(join_request=join_request_message(view))
 
     # --- profiles -------------------------------------------------------------------------------------
