@@ -76,3 +76,5 @@ def bench(session: nox.Session) -> None:
     _install(session, "dev")
     session.run("python", "-m", "bench.validate_token", *session.posargs)
     session.run("python", "-m", "bench.gateway")
+    session.run("python", "-m", "bench.noti_fanout")
+    session.run("python", "-m", "bench.board_list")

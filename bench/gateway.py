@@ -33,9 +33,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
@@ -45,6 +44,7 @@ from starlette.responses import Response
 from starlette.routing import Route as HttpRoute
 from starlette.types import ASGIApp
 
+from bench.load import Call, HttpConnection, Result, concurrent, sequential
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from mesh import Hosted, MeshSettings, Runtime, ensure_dev_pki, load_tls, open_channel, run
@@ -146,93 +146,11 @@ def bare_app() -> Starlette:
     return Starlette(routes=[HttpRoute("/api/svc/echo/api/rooms/{room}/echo", echo)])
 
 
-# ---- the load generator ----
-
-
-class HttpConnection:
-    """One keep-alive HTTP/1.1 connection sending the same GET again and again (Content-Length replies)."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int) -> None:
-        self.reader, self.writer = reader, writer
-        self.request = f"GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
-
-    @classmethod
-    async def open(cls, port: int) -> HttpConnection:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return cls(reader, writer, port)
-
-    async def get(self) -> tuple[int, bytes]:
-        """Status and body of one request."""
-        self.writer.write(self.request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(head[9:12])
-        length = None
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        if length is None:
-            raise RuntimeError(f"reply without Content-Length: {head!r}")
-        return status, await self.reader.readexactly(length)
-
-    async def close(self) -> None:
-        self.writer.close()
-        await self.writer.wait_closed()
-
-
-Call = Callable[[], Awaitable[object]]
-
-
-@dataclass
-class Result:
-    requests_per_second: float
-    p50_ms: float
-    p99_ms: float
-
-
-def _percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def _result(samples: list[float], elapsed: float) -> Result:
-    return Result(
-        len(samples) / elapsed, _percentile(samples, 0.50) * 1000, _percentile(samples, 0.99) * 1000
-    )
-
-
-async def _sequential(call: Call, count: int) -> Result:
-    for _ in range(max(1, count // 10)):  # warm-up
-        await call()
-    samples = []
-    begun = time.perf_counter()
-    for _ in range(count):
-        started = time.perf_counter()
-        await call()
-        samples.append(time.perf_counter() - started)
-    return _result(samples, time.perf_counter() - begun)
-
-
-async def _concurrent(calls: list[Call], seconds: float) -> Result:
-    samples: list[float] = []
-
-    async def worker(call: Call, deadline: float, keep: bool) -> None:
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            await call()
-            if keep:
-                samples.append(time.perf_counter() - started)
-
-    warm_until = time.perf_counter() + min(1.0, seconds / 5)
-    await asyncio.gather(*(worker(call, warm_until, False) for call in calls))
-    begun = time.perf_counter()
-    await asyncio.gather(*(worker(call, begun + seconds, True) for call in calls))
-    return _result(samples, time.perf_counter() - begun)
+# ---- the load generator (bench.load) against the three servers ----
 
 
 async def _measure_http(port: int, count: int, seconds: float) -> dict[int, Result]:
-    connections = [await HttpConnection.open(port) for _ in range(max(CONCURRENCY))]
+    connections = [await HttpConnection.open(port, PATH) for _ in range(max(CONCURRENCY))]
 
     def call_on(connection: HttpConnection) -> Call:
         async def call() -> None:
@@ -244,8 +162,8 @@ async def _measure_http(port: int, count: int, seconds: float) -> dict[int, Resu
 
     try:
         return {
-            1: await _sequential(call_on(connections[0]), count),
-            64: await _concurrent([call_on(c) for c in connections], seconds),
+            1: await sequential(call_on(connections[0]), count),
+            64: await concurrent([call_on(c) for c in connections], seconds),
         }
     finally:
         for connection in connections:
@@ -264,7 +182,7 @@ async def _measure_grpc(
         return await echo(request, timeout=10)
 
     try:
-        return {1: await _sequential(call, count), 64: await _concurrent([call] * 64, seconds)}
+        return {1: await sequential(call, count), 64: await concurrent([call] * 64, seconds)}
     finally:
         await channel.close()
 
@@ -272,7 +190,7 @@ async def _measure_grpc(
 async def _same_json(gateway_port: int, bare_port: int) -> bool:
     replies = []
     for port in (gateway_port, bare_port):
-        connection = await HttpConnection.open(port)
+        connection = await HttpConnection.open(port, PATH)
         try:
             status, body = await connection.get()
         finally:

@@ -1,0 +1,185 @@
+"""The kanban listing, ``GET /api/boards/project/{id}`` with 200 boards, against its own SQL on Postgres.
+
+``python -m bench.board_list [--boards N] [--seconds S] [--concurrency C]`` (``nox -s bench``) starts
+the platform on embedded servers, logs in an owner and two members, creates a project and N boards
+(custom fields set, both members taking part), then measures for S seconds at concurrency C:
+
+(b) the route through the gateway over HTTP (keep-alive connections, the owner's token): the gateway
+    checks the token, calls board over mTLS; board checks the token again, the caller's workspace
+    membership (cached) and project role, runs its queries and builds the JSON;
+(a) the baseline: the same statements the service runs for that route (project, the caller's project
+    role, the project's options, the boards, their participants, their attachments), sent straight to the
+    same Postgres with psycopg, C connections, one round trip per statement as the service makes them.
+
+It prints requests/s with p50/p95/p99 of both and the ratio (b)/(a). The load generator shares the
+machine with every server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from sqlalchemy.engine import make_url
+
+from bench.load import Call, HttpConnection, Result, concurrent
+from devstack import Stack, StackInfo, pick_port_offset
+
+BOARD = "/api/svc/board"
+STATEMENTS = (
+    "SELECT * FROM projects WHERE id = %(project)s",
+    "SELECT role_name FROM project_members WHERE project_id = %(project)s AND user_id = %(user)s",
+    "SELECT * FROM field_options WHERE project_id = %(project)s",
+    "SELECT * FROM boards WHERE project_id = %(project)s ORDER BY created_at, id",
+    "SELECT * FROM participants WHERE board_id = ANY(%(boards)s) ORDER BY created_at, id",
+    "SELECT * FROM attachments WHERE entity_type = 'BOARD' AND entity_id = ANY(%(boards)s)"
+    " AND status = 'CONFIRMED' ORDER BY created_at DESC, id DESC",
+)
+
+
+async def _login(client: httpx.AsyncClient, email: str) -> dict[str, Any]:
+    reply = await client.post("/api/svc/auth/api/test/token", json={"email": email})
+    reply.raise_for_status()
+    body: dict[str, Any] = reply.json()
+    return body
+
+
+async def _seed(info: StackInfo, boards: int) -> tuple[str, str, str]:
+    """An owner's project with ``boards`` boards; returns (token, user id, project id)."""
+    async with httpx.AsyncClient(base_url=info.services["gateway"].http_base, timeout=30) as client:
+        owner = await _login(client, "bench-owner@example.com")
+        members = [await _login(client, f"bench-member-{n}@example.com") for n in range(2)]
+        headers = {"Authorization": f"Bearer {owner['accessToken']}"}
+        reply = await client.post(
+            "/api/svc/user/api/workspaces/create", headers=headers, json={"workspaceName": "Bench"}
+        )
+        reply.raise_for_status()
+        workspace = reply.json()["workspaceId"]
+        for n in range(2):
+            invited = await client.post(
+                f"/api/svc/user/api/workspaces/{workspace}/members/invite",
+                headers=headers,
+                json={"email": f"bench-member-{n}@example.com"},
+            )
+            invited.raise_for_status()
+        reply = await client.post(
+            f"{BOARD}/api/projects", headers=headers, json={"workspaceId": workspace, "name": "Bench"}
+        )
+        reply.raise_for_status()
+        project = reply.json()["data"]["projectId"]
+        stages = ("pending", "in_progress", "review", "approved")
+        for n in range(boards):
+            created = await client.post(
+                f"{BOARD}/api/boards",
+                headers=headers,
+                json={
+                    "projectId": project,
+                    "title": f"Card {n}",
+                    "content": "Some words about the work to do. " * 4,
+                    "customFields": {"stage": stages[n % 4], "importance": "normal", "role": "developer"},
+                    "participants": [member["userId"] for member in members],
+                    "startDate": "2026-12-01T00:00:00Z",
+                    "dueDate": "2026-12-20T00:00:00Z",
+                },
+            )
+            created.raise_for_status()
+        return str(owner["accessToken"]), str(owner["userId"]), str(project)
+
+
+async def _through_gateway(
+    info: StackInfo, token: str, project: str, boards: int, *, concurrency: int, seconds: float
+) -> Result:
+    port = int(info.services["gateway"].http_base.rsplit(":", 1)[1])
+    path = f"{BOARD}/api/boards/project/{project}"
+    headers = {"Authorization": f"Bearer {token}"}
+    connections = [await HttpConnection.open(port, path, headers) for _ in range(concurrency)]
+
+    def call_on(connection: HttpConnection) -> Call:
+        async def call() -> None:
+            status, _ = await connection.get()
+            if status != 200:
+                raise RuntimeError(f"HTTP {status} from the gateway")
+
+        return call
+
+    try:
+        status, body = await connections[0].get()
+        if status != 200 or body.count(b'"boardId"') != boards:
+            raise RuntimeError(f"the listing is not the {boards} boards: HTTP {status}")
+        return await concurrent([call_on(c) for c in connections], seconds)
+    finally:
+        for connection in connections:
+            await connection.close()
+
+
+async def _straight_to_postgres(
+    info: StackInfo, user: str, project: str, *, concurrency: int, seconds: float
+) -> Result:
+    url = make_url(info.database_url).set(drivername="postgresql", database="wealist_board")
+    dsn = url.render_as_string(hide_password=False)
+    connections = [await psycopg.AsyncConnection.connect(dsn, autocommit=True) for _ in range(concurrency)]
+    async with connections[0].cursor() as cursor:
+        await cursor.execute("SELECT id FROM boards WHERE project_id = %s", (project,))
+        board_ids = [row[0] for row in await cursor.fetchall()]
+    params = {"project": uuid.UUID(project), "user": uuid.UUID(user), "boards": board_ids}
+
+    def call_on(connection: psycopg.AsyncConnection[Any]) -> Call:
+        async def call() -> None:
+            async with connection.cursor() as cursor:
+                for statement in STATEMENTS:
+                    await cursor.execute(statement, params)
+                    await cursor.fetchall()
+
+        return call
+
+    try:
+        return await concurrent([call_on(c) for c in connections], seconds)
+    finally:
+        for connection in connections:
+            await connection.close()
+
+
+def main() -> None:
+    """Seed, measure both, print the figures."""
+    parser = argparse.ArgumentParser(prog="python -m bench.board_list", description=__doc__.splitlines()[0])
+    parser.add_argument("--boards", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="wealist-board-bench-") as tmp:
+        env = {"AUTH_TEST_LOGIN_ENABLED": "true", "WEALIST_LOG_LEVEL": "WARNING"}
+        stack = Stack(Path(tmp), port_offset=pick_port_offset(), extra_env=env, output=lambda line: None)
+        with stack as info:
+            token, user, project = asyncio.run(_seed(info, args.boards))
+            load = {"concurrency": args.concurrency, "seconds": args.seconds}
+            direct = asyncio.run(_straight_to_postgres(info, user, project, **load))
+            routed = asyncio.run(_through_gateway(info, token, project, args.boards, **load))
+    out = sys.stdout
+    out.write(
+        f"GET /api/boards/project/{{id}}: {args.boards} boards (custom fields, 2 participants each), "
+        f"concurrency {args.concurrency}, {args.seconds:g} s each, after a warm-up\n"
+    )
+    out.write(f"{'':<44}{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}\n")
+    for name, result in (
+        ("(a) the route's 6 statements on Postgres", direct),
+        ("(b) the route through the gateway", routed),
+    ):
+        out.write(
+            f"{name:<44}{result.requests_per_second:>9.0f}{result.p50_ms:>9.2f}"
+            f"{result.p95_ms:>9.2f}{result.p99_ms:>9.2f}\n"
+        )
+    out.write(
+        f"(b)/(a) requests/s: {routed.requests_per_second / direct.requests_per_second * 100:.0f} %   "
+        f"p95 (b)/(a): {routed.p95_ms / direct.p95_ms:.1f}x\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

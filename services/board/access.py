@@ -1,0 +1,140 @@
+"""Who may see and change what in the board service.
+
+The rule: a project, its boards, comments, options and files exist only for members of the project's
+workspace (the user service says who they are). To anyone else they are NOT_FOUND, whatever the id,
+so ids of another tenant reveal nothing. Within a workspace, project roles (OWNER, ADMIN, MEMBER, kept
+here in ``project_members``) decide who administers a project.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from mesh import Forbidden, InvalidField, NotFound, current_user
+from services.board.directory import Directory
+from services.board.models import MANAGER_ROLES, Board, Comment, Project, ProjectMember
+
+
+def parse_uuid(value: str, *, field: str) -> uuid.UUID:
+    """A UUID from a request field; INVALID_ARGUMENT naming the field when it is not one."""
+    try:
+        return uuid.UUID(value.strip())
+    except ValueError:
+        raise InvalidField(field, "must be a UUID") from None
+
+
+def parse_uuids(values: Collection[str], *, field: str) -> list[uuid.UUID]:
+    """UUIDs from a repeated field, duplicates dropped, order kept."""
+    return list(dict.fromkeys(parse_uuid(value, field=field) for value in values))
+
+
+def caller_id() -> uuid.UUID:
+    """The end user of the call being served."""
+    return parse_uuid(current_user().user_id, field="sub")
+
+
+def check_dates(start: datetime | None, due: datetime | None) -> None:
+    """INVALID_ARGUMENT naming startDate when the start is after the due date."""
+    if start is not None and due is not None and start > due:
+        raise InvalidField("startDate", "Start date cannot be after due date")
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A project as the caller may see it: with the caller's workspace role and project role."""
+
+    project: Project
+    workspace_role: str
+    project_role: str | None
+
+    @property
+    def manages(self) -> bool:
+        """Whether the caller is the project's OWNER or an ADMIN of it."""
+        return self.project_role in MANAGER_ROLES
+
+
+async def project_role(session: AsyncSession, project_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
+    """The user's role in the project, or ``None`` when they are not a member of it."""
+    role: str | None = await session.scalar(
+        select(col(ProjectMember.role_name)).where(
+            col(ProjectMember.project_id) == project_id, col(ProjectMember.user_id) == user_id
+        )
+    )
+    return role
+
+
+async def see_project(
+    session: AsyncSession,
+    directory: Directory,
+    project_id: uuid.UUID,
+    user_id: uuid.UUID,
+    *,
+    lock: bool = False,
+) -> Seen:
+    """The project if the user is a member of its workspace; NOT_FOUND otherwise (or when it is gone)."""
+    query = select(Project).where(col(Project.id) == project_id)
+    if lock:
+        query = query.with_for_update()
+    project = await session.scalar(query)
+    if project is None:
+        raise NotFound("Project not found")
+    role = await directory.role(project.workspace_id, user_id)
+    if role is None:
+        raise NotFound("Project not found")
+    return Seen(project, role, await project_role(session, project.id, user_id))
+
+
+async def see_board(
+    session: AsyncSession,
+    directory: Directory,
+    board_id: uuid.UUID,
+    user_id: uuid.UUID,
+    *,
+    lock: bool = False,
+) -> tuple[Board, Seen]:
+    """The board and its project if the user is a member of the project's workspace; else NOT_FOUND."""
+    query = select(Board).where(col(Board.id) == board_id)
+    if lock:
+        query = query.with_for_update()
+    board = await session.scalar(query)
+    if board is None:
+        raise NotFound("Board not found")
+    try:
+        seen = await see_project(session, directory, board.project_id, user_id)
+    except NotFound:
+        raise NotFound("Board not found") from None
+    return board, seen
+
+
+async def see_comment(
+    session: AsyncSession,
+    directory: Directory,
+    comment_id: uuid.UUID,
+    user_id: uuid.UUID,
+    *,
+    lock: bool = False,
+) -> tuple[Comment, Board, Seen]:
+    """The comment, its board and project if the user may see them; else NOT_FOUND."""
+    query = select(Comment).where(col(Comment.id) == comment_id)
+    if lock:
+        query = query.with_for_update()
+    comment = await session.scalar(query)
+    if comment is None:
+        raise NotFound("Comment not found")
+    try:
+        board, seen = await see_board(session, directory, comment.board_id, user_id)
+    except NotFound:
+        raise NotFound("Comment not found") from None
+    return comment, board, seen
+
+
+def require_manager(seen: Seen, message: str) -> None:
+    """FORBIDDEN with ``message`` unless the caller is the project's OWNER or an ADMIN."""
+    if not seen.manages:
+        raise Forbidden(message)

@@ -1,0 +1,585 @@
+"""Files attached to projects, boards and comments: the upload lifecycle, the API and the clean-up.
+
+The lifecycle, as a small state machine on ``attachments.status``:
+
+- ``CreatePresignedUpload`` inserts a TEMP row (``expires_at`` = now + ``temp_upload_seconds``) and
+  hands out a presigned PUT URL for its key; the client PUTs the bytes straight to S3.
+- ``CreateAttachment`` (the web client's second step) returns that same TEMP row for the key. The
+  original inserted a second row for the object, so the two rows' clean-ups fought over one file.
+- :func:`confirm`, inside the transaction that creates or updates a project, board or comment, turns
+  TEMP rows into CONFIRMED ones of that entity (``expires_at`` cleared).
+- Deleting an attachment or its entity *releases* its rows (:func:`release`): they become TEMP rows
+  that expired already, in the same transaction as the delete. After the commit :func:`purge` removes
+  the objects and then the rows; whatever fails there is still an expired TEMP row, which the periodic
+  :func:`cleanup_expired` retries. So a file never outlives its row unnoticed, and a row is never
+  removed before its file.
+
+An expired TEMP row is on its way out: it cannot be confirmed, downloaded or registered again. Both
+removal paths lock the rows they work on (``FOR UPDATE SKIP LOCKED``) for as long as they delete the
+objects, so a confirmation racing with them either waits and finds the row gone or holds the lock and
+is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import grpc
+from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import update as sql_update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from typing_extensions import override
+from wealist.board.v1 import attachment_pb2, attachment_pb2_grpc, common_pb2
+
+from mesh import Forbidden, InvalidArgument, InvalidField, NotFound
+from services.board.access import caller_id, parse_uuid, project_role, see_board, see_comment, see_project
+from services.board.context import BoardContext
+from services.board.convert import timestamp
+from services.board.models import (
+    ATTACHMENT_CONFIRMED,
+    ATTACHMENT_TEMP,
+    ENTITY_BOARD,
+    ENTITY_COMMENT,
+    ENTITY_PROJECT,
+    MANAGER_ROLES,
+    Attachment,
+    Comment,
+    Project,
+)
+from services.board.store import ObjectStore
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+log = logging.getLogger("wealist.board.attachments")
+
+MAX_FILE_SIZE: Final = 50 * 1024 * 1024  # 52,428,800 bytes: the contract's "50MB"
+MAX_FILE_NAME: Final = 255
+MAX_CONTENT_TYPE: Final = 100
+KEY_PREFIX: Final = "board/"
+# The folder of each entity type under the key prefix.
+ENTITY_FOLDERS: Final = {ENTITY_BOARD: "boards", ENTITY_COMMENT: "comments", ENTITY_PROJECT: "projects"}
+
+# The contract's allow-list, in two families: a file's content type and its extension must both be in
+# the same family (an image type with a document extension is refused, and the other way round).
+IMAGE_TYPES: Final = frozenset(
+    {"image/jpeg", "image/jpg", "image/png", "image/gif", "image/webp", "image/svg+xml", "image/heic"}
+)
+IMAGE_EXTENSIONS: Final = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".svg", ".heic"})
+DOCUMENT_TYPES: Final = frozenset(
+    {
+        "application/pdf",
+        "text/plain",
+        "text/markdown",
+        "text/csv",
+        "application/msword",
+        "application/vnd.ms-excel",
+        "application/vnd.ms-powerpoint",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "application/zip",
+        "application/x-zip-compressed",
+        "application/json",
+    }
+)
+DOCUMENT_EXTENSIONS: Final = frozenset(
+    {".pdf", ".txt", ".md", ".csv", ".doc", ".docx", ".xls", ".xlsx", ".ppt", ".pptx", ".zip", ".json"}
+)
+FAMILIES: Final = ((IMAGE_TYPES, IMAGE_EXTENSIONS), (DOCUMENT_TYPES, DOCUMENT_EXTENSIONS))
+
+FILE_TOO_LARGE: Final = "FILE_TOO_LARGE"
+INVALID_FILE_TYPE: Final = "INVALID_FILE_TYPE"
+
+# The contract's messages.
+INVALID_ENTITY_TYPE: Final = "Invalid entity type (Entity type must be BOARD, COMMENT, or PROJECT)"
+UNSUPPORTED_FILE_TYPE: Final = (
+    "Unsupported file type (Supported types: "
+    + ", ".join(extension[1:] for extension in sorted(IMAGE_EXTENSIONS) + sorted(DOCUMENT_EXTENSIONS))
+    + ")"
+)
+NO_EXTENSION: Final = "Invalid file name (File must have an extension)"
+INVALID_FILE_KEY: Final = "Invalid file key format"
+ATTACHMENTS_NOT_FOUND: Final = "One or more attachments not found"
+NOT_TEMPORARY: Final = "Attachment is not in temporary status and cannot be reused"
+ENTITY_MISMATCH: Final = "Attachment entity type does not match"
+ATTACHMENT_NOT_FOUND: Final = "Attachment not found"
+NO_DELETE_PERMISSION: Final = "You do not have permission to delete this attachment"
+
+# Rows one clean-up round removes at most; the job loops until a round finds fewer.
+CLEANUP_BATCH: Final = 500
+# The first clean-up runs this soon after start (or after one interval, when that is shorter).
+CLEANUP_FIRST_RUN_SECONDS: Final = 5.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _expired(row: Attachment, now: datetime) -> bool:
+    return row.status == ATTACHMENT_TEMP and row.expires_at is not None and row.expires_at <= now
+
+
+# --- validation -------------------------------------------------------------------------------------------
+
+
+def parse_entity_type(value: str) -> str:
+    """BOARD, PROJECT or COMMENT from any case; INVALID_ARGUMENT naming entityType otherwise."""
+    entity_type = value.strip().upper()
+    if entity_type not in ENTITY_FOLDERS:
+        raise InvalidField("entityType", INVALID_ENTITY_TYPE)
+    return entity_type
+
+
+def check_file(*, file_name: str, file_size: int, content_type: str) -> tuple[str, str, str]:
+    """The trimmed name, the lower-cased content type and the extension (original case) of a file.
+
+    Raises INVALID_ARGUMENT naming the field at fault: ``fileSize`` (code ``FILE_TOO_LARGE`` above
+    50 MiB), ``contentType`` or ``fileName`` (code ``INVALID_FILE_TYPE`` outside the allow-list).
+    """
+    if file_size <= 0:
+        raise InvalidField("fileSize", "File size must be greater than 0")
+    if file_size > MAX_FILE_SIZE:
+        raise InvalidField("fileSize", "File size exceeds 50MB limit", code=FILE_TOO_LARGE)
+    name = file_name.strip()
+    if not name:
+        raise InvalidField("fileName", "File name is required")
+    if len(name) > MAX_FILE_NAME:
+        raise InvalidField("fileName", f"must be at most {MAX_FILE_NAME} characters")
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or not stem or not suffix:
+        raise InvalidField("fileName", NO_EXTENSION, code=INVALID_FILE_TYPE)
+    extension = "." + suffix
+    # Parameters such as "; charset=utf-8" do not change what the file is.
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if len(kind) > MAX_CONTENT_TYPE:
+        raise InvalidField("contentType", UNSUPPORTED_FILE_TYPE, code=INVALID_FILE_TYPE)
+    if not any(kind in types and extension.lower() in extensions for types, extensions in FAMILIES):
+        raise InvalidField("contentType", UNSUPPORTED_FILE_TYPE, code=INVALID_FILE_TYPE)
+    return name, kind, extension
+
+
+def object_key(
+    *, entity_type: str, workspace_id: uuid.UUID, attachment_id: uuid.UUID, at: datetime, extension: str
+) -> str:
+    """``board/{boards|comments|projects}/{workspaceId}/{YYYY}/{MM}/{uuid}_{unixSeconds}{ext}``."""
+    folder = ENTITY_FOLDERS[entity_type]
+    name = f"{attachment_id}_{int(at.timestamp())}{extension}"
+    return f"{KEY_PREFIX}{folder}/{workspace_id}/{at:%Y}/{at:%m}/{name}"
+
+
+# --- messages ---------------------------------------------------------------------------------------------
+
+
+def attachment_message(row: Attachment, store: ObjectStore) -> common_pb2.Attachment:
+    """The contract's AttachmentFull, with a presigned GET URL as ``fileUrl``."""
+    message = common_pb2.Attachment(
+        id=str(row.id),
+        entity_type=row.entity_type,
+        status=row.status,
+        file_name=row.file_name,
+        file_url=store.download_url(row.file_key),
+        file_size=row.file_size,
+        content_type=row.content_type,
+        uploaded_by=str(row.uploaded_by),
+        uploaded_at=timestamp(row.created_at),
+        expires_at=timestamp(row.expires_at),
+    )
+    if row.entity_id is not None:
+        message.entity_id = str(row.entity_id)
+    return message
+
+
+def inline_message(row: Attachment, store: ObjectStore) -> common_pb2.AttachmentInline:
+    """An attachment as a project, board or comment embeds it."""
+    return common_pb2.AttachmentInline(
+        id=str(row.id),
+        file_name=row.file_name,
+        file_url=store.download_url(row.file_key),
+        file_size=row.file_size,
+        content_type=row.content_type,
+        uploaded_by=str(row.uploaded_by),
+        uploaded_at=timestamp(row.created_at),
+    )
+
+
+# --- the functions other areas call -----------------------------------------------------------------------
+
+
+async def confirm(
+    session: AsyncSession,
+    *,
+    ids: Sequence[uuid.UUID],
+    entity_type: str,
+    entity_id: uuid.UUID,
+    project: Project,
+    user_id: uuid.UUID,
+) -> None:
+    """Attach TEMP uploads to a project, board or comment, inside the caller's transaction.
+
+    Every id must be a live TEMP upload of ``user_id`` in the project's workspace, of ``entity_type``;
+    otherwise INVALID_ARGUMENT naming ``attachmentIds`` with the contract's message (another user's or
+    another workspace's upload reads as not found). Never commits; an empty ``ids`` does nothing.
+    """
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return
+    # Locked, so the clean-up cannot remove a row between this check and the caller's commit.
+    statement = select(Attachment).where(col(Attachment.id).in_(wanted)).with_for_update()
+    rows = list((await session.exec(statement)).all())
+    now = _now()
+    if len(rows) != len(wanted) or any(
+        row.uploaded_by != user_id or row.workspace_id != project.workspace_id or _expired(row, now)
+        for row in rows
+    ):
+        raise InvalidField("attachmentIds", ATTACHMENTS_NOT_FOUND)
+    if any(row.status != ATTACHMENT_TEMP for row in rows):
+        raise InvalidField("attachmentIds", NOT_TEMPORARY)
+    if any(row.entity_type != entity_type.upper() for row in rows):
+        raise InvalidField("attachmentIds", ENTITY_MISMATCH)
+    for row in rows:
+        row.status = ATTACHMENT_CONFIRMED
+        row.entity_id = entity_id
+        row.project_id = project.id
+        row.expires_at = None
+        row.updated_at = now
+        session.add(row)
+    await session.flush()
+
+
+async def inline(
+    session: AsyncSession, store: ObjectStore, entity_type: str, entity_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[common_pb2.AttachmentInline]]:
+    """The confirmed attachments of each entity (every id is a key), newest first, in one query."""
+    found: dict[uuid.UUID, list[common_pb2.AttachmentInline]] = {entity: [] for entity in entity_ids}
+    if not found:
+        return found
+    statement = (
+        select(Attachment)
+        .where(
+            col(Attachment.entity_type) == entity_type.upper(),
+            col(Attachment.entity_id).in_(list(found)),
+            col(Attachment.status) == ATTACHMENT_CONFIRMED,
+        )
+        .order_by(col(Attachment.created_at).desc(), col(Attachment.id).desc())
+    )
+    for row in (await session.exec(statement)).all():
+        if row.entity_id is not None:
+            found[row.entity_id].append(inline_message(row, store))
+    return found
+
+
+async def release(
+    session: AsyncSession,
+    *,
+    project_id: uuid.UUID | None = None,
+    board_ids: Sequence[uuid.UUID] = (),
+    comment_ids: Sequence[uuid.UUID] = (),
+) -> list[uuid.UUID]:
+    """Turn the attachments of entities about to be deleted into expired TEMP rows; returns their ids.
+
+    Call it in the transaction that deletes the entities, before deleting them (a board's comments are
+    found through the ``comments`` table), and :func:`purge` the ids after the commit. Covers every
+    attachment of the project (its boards' and comments' too), of the boards and their comments, and of
+    the comments.
+    """
+    conditions: list[ColumnElement[bool]] = []
+    if project_id is not None:
+        conditions.append(col(Attachment.project_id) == project_id)
+    if board_ids:
+        boards = list(board_ids)
+        conditions.append(
+            and_(col(Attachment.entity_type) == ENTITY_BOARD, col(Attachment.entity_id).in_(boards))
+        )
+        comments_of_boards = select(col(Comment.id)).where(col(Comment.board_id).in_(boards))
+        conditions.append(
+            and_(
+                col(Attachment.entity_type) == ENTITY_COMMENT,
+                col(Attachment.entity_id).in_(comments_of_boards),
+            )
+        )
+    if comment_ids:
+        conditions.append(
+            and_(
+                col(Attachment.entity_type) == ENTITY_COMMENT,
+                col(Attachment.entity_id).in_(list(comment_ids)),
+            )
+        )
+    if not conditions:
+        return []
+    now = _now()
+    statement = (
+        sql_update(Attachment)
+        .where(col(Attachment.status) == ATTACHMENT_CONFIRMED, or_(*conditions))
+        .values(status=ATTACHMENT_TEMP, entity_id=None, project_id=None, expires_at=now, updated_at=now)
+        .returning(col(Attachment.id))
+    )
+    result = await session.exec(statement)
+    return list(result.scalars().all())
+
+
+async def purge(ctx: BoardContext, ids: Sequence[uuid.UUID]) -> None:
+    """After the commit of a release: delete the objects, then the rows; failures stay for the clean-up.
+
+    Never raises (the change it follows is committed already): a failure is logged.
+    """
+    if not ids:
+        return
+    try:
+        await _remove_expired(ctx, ids=list(dict.fromkeys(ids)))
+    except Exception:
+        # The rows are expired TEMP rows by now: the clean-up job retries them.
+        log.warning("purging %d attachments failed; the clean-up job will retry", len(ids), exc_info=True)
+
+
+async def cleanup_expired(ctx: BoardContext) -> int:
+    """Remove every TEMP upload whose time ran out: its object from S3, then its row. Returns the count.
+
+    A row whose object could not be deleted stays for the next run.
+    """
+    total = 0
+    while True:
+        selected, removed = await _remove_expired(ctx, limit=CLEANUP_BATCH)
+        total += removed
+        if selected < CLEANUP_BATCH or removed == 0:
+            return total
+
+
+async def cleanup_forever(ctx: BoardContext) -> None:
+    """Run :func:`cleanup_expired` shortly after start and then every ``cleanup_interval_seconds``.
+
+    Errors are logged and the loop goes on; only cancellation (at shutdown) ends it.
+    """
+    interval = ctx.settings.cleanup_interval_seconds
+    delay = min(CLEANUP_FIRST_RUN_SECONDS, interval)
+    while True:
+        await asyncio.sleep(delay)
+        delay = interval
+        try:
+            removed = await cleanup_expired(ctx)
+        except Exception:
+            # S3 or the database may be down for a while: the next round tries again.
+            log.exception("attachment clean-up failed; next try in %.0f s", interval)
+            continue
+        if removed:
+            log.info("attachment clean-up removed %d expired uploads", removed)
+
+
+async def _remove_expired(
+    ctx: BoardContext, *, ids: Sequence[uuid.UUID] | None = None, limit: int | None = None
+) -> tuple[int, int]:
+    """Delete expired TEMP rows (of ``ids``, when given) and their objects; (selected, removed).
+
+    The rows stay locked while their objects are deleted, so no confirmation can slip in between; rows
+    another transaction holds are skipped (a confirmation in progress, or another replica's clean-up).
+    """
+    async with ctx.database.unit_of_work() as session:
+        statement = select(Attachment).where(
+            col(Attachment.status) == ATTACHMENT_TEMP, col(Attachment.expires_at) <= _now()
+        )
+        if ids is not None:
+            statement = statement.where(col(Attachment.id).in_(list(ids)))
+        statement = statement.order_by(col(Attachment.expires_at)).with_for_update(skip_locked=True)
+        if limit is not None:
+            statement = statement.limit(limit)
+        rows = list((await session.exec(statement)).all())
+        if not rows:
+            return 0, 0
+        failed = set(await ctx.store.delete([row.file_key for row in rows]))
+        if failed:
+            log.warning("could not delete %d objects from S3; their rows stay for the next run", len(failed))
+        gone = [row.id for row in rows if row.file_key not in failed]
+        if gone:
+            await session.exec(sql_delete(Attachment).where(col(Attachment.id).in_(gone)))
+    return len(rows), len(gone)
+
+
+# --- the API ----------------------------------------------------------------------------------------------
+
+
+class AttachmentServicer(attachment_pb2_grpc.AttachmentServiceServicer):
+    """Uploads by presigned URL, downloads, deletes and listings of attachments."""
+
+    def __init__(self, ctx: BoardContext) -> None:
+        self.ctx = ctx
+
+    async def _visible(self, row: Attachment | None, user_id: uuid.UUID) -> Attachment:
+        """The attachment if the user may see it, else NOT_FOUND.
+
+        A confirmed file is seen by the members of its workspace; an upload not yet confirmed only by
+        its uploader (nobody else knows of it), and an expired one by nobody (it is being removed).
+        """
+        if row is None or _expired(row, _now()):
+            raise NotFound(ATTACHMENT_NOT_FOUND)
+        if row.status == ATTACHMENT_TEMP and row.uploaded_by != user_id:
+            raise NotFound(ATTACHMENT_NOT_FOUND)
+        if await self.ctx.directory.role(row.workspace_id, user_id) is None:
+            raise NotFound(ATTACHMENT_NOT_FOUND)
+        return row
+
+    @override
+    async def CreatePresignedUpload(
+        self, request: attachment_pb2.CreatePresignedUploadRequest, context: Context
+    ) -> attachment_pb2.CreatePresignedUploadResponse:
+        """Record a TEMP upload in a workspace the caller belongs to and return its presigned PUT URL."""
+        entity_type = parse_entity_type(request.entity_type)
+        try:
+            workspace_id = uuid.UUID(request.workspace_id.strip())
+        except ValueError:
+            raise InvalidField("workspaceId", "Invalid workspace ID") from None
+        name, kind, extension = check_file(
+            file_name=request.file_name, file_size=request.file_size, content_type=request.content_type
+        )
+        user_id = caller_id()
+        await self.ctx.directory.require_member(workspace_id, user_id)
+        now = _now()
+        attachment_id = uuid.uuid4()
+        key = object_key(
+            entity_type=entity_type,
+            workspace_id=workspace_id,
+            attachment_id=attachment_id,
+            at=now,
+            extension=extension,
+        )
+        # Signed before the row is written: a failure leaves nothing behind.
+        upload_url = self.ctx.store.upload_url(key)
+        async with self.ctx.database.unit_of_work() as session:
+            session.add(
+                Attachment(
+                    id=attachment_id,
+                    entity_type=entity_type,
+                    workspace_id=workspace_id,
+                    status=ATTACHMENT_TEMP,
+                    file_key=key,
+                    file_name=name,
+                    file_size=request.file_size,
+                    content_type=kind,
+                    uploaded_by=user_id,
+                    expires_at=now + timedelta(seconds=self.ctx.settings.temp_upload_seconds),
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        return attachment_pb2.CreatePresignedUploadResponse(
+            attachment_id=str(attachment_id),
+            upload_url=upload_url,
+            file_key=key,
+            expires_in=self.ctx.settings.upload_url_seconds,
+        )
+
+    @override
+    async def CreateAttachment(
+        self, request: attachment_pb2.CreateAttachmentRequest, context: Context
+    ) -> attachment_pb2.CreateAttachmentResponse:
+        """The caller's TEMP upload of ``fileKey``, once its bytes are in the bucket (never a new row)."""
+        entity_type = parse_entity_type(request.entity_type)
+        check_file(
+            file_name=request.file_name, file_size=request.file_size, content_type=request.content_type
+        )
+        key = request.file_key.strip()
+        if not key.startswith(KEY_PREFIX):
+            raise InvalidField("fileKey", INVALID_FILE_KEY)
+        user_id = caller_id()
+        async with self.ctx.database.unit_of_work() as session:
+            row = await session.scalar(select(Attachment).where(col(Attachment.file_key) == key))
+            if row is None or row.uploaded_by != user_id or row.status != ATTACHMENT_TEMP:
+                raise NotFound(ATTACHMENT_NOT_FOUND)
+            row = await self._visible(row, user_id)
+            if row.entity_type != entity_type:
+                raise InvalidField("entityType", ENTITY_MISMATCH)
+        # The client calls this after its PUT; a key with nothing behind it cannot be attached.
+        if not await self.ctx.store.exists(key):
+            raise InvalidField("fileKey", "No file has been uploaded to this key")
+        return attachment_pb2.CreateAttachmentResponse(attachment=attachment_message(row, self.ctx.store))
+
+    @override
+    async def GetAttachmentDownload(
+        self, request: attachment_pb2.GetAttachmentDownloadRequest, context: Context
+    ) -> attachment_pb2.GetAttachmentDownloadResponse:
+        """A presigned GET URL (1 hour) for an attachment the caller may see."""
+        attachment_id = parse_uuid(request.attachment_id, field="attachmentId")
+        user_id = caller_id()
+        async with self.ctx.database.unit_of_work() as session:
+            row = await self._visible(await session.get(Attachment, attachment_id), user_id)
+        return attachment_pb2.GetAttachmentDownloadResponse(
+            download_url=self.ctx.store.download_url(row.file_key),
+            file_name=row.file_name,
+            content_type=row.content_type,
+            expires_in=self.ctx.settings.download_url_seconds,
+        )
+
+    @override
+    async def DeleteAttachment(
+        self, request: attachment_pb2.DeleteAttachmentRequest, context: Context
+    ) -> attachment_pb2.DeleteAttachmentResponse:
+        """Delete an attachment (its uploader, or an OWNER or ADMIN of its project), object included."""
+        attachment_id = parse_uuid(request.attachment_id, field="attachmentId")
+        user_id = caller_id()
+        async with self.ctx.database.unit_of_work() as session:
+            statement = select(Attachment).where(col(Attachment.id) == attachment_id).with_for_update()
+            row = await self._visible(await session.scalar(statement), user_id)
+            if row.uploaded_by != user_id:
+                role = None
+                if row.project_id is not None:
+                    role = await project_role(session, row.project_id, user_id)
+                if role not in MANAGER_ROLES:
+                    raise Forbidden(NO_DELETE_PERMISSION)
+            # Released, not deleted: if the purge below fails, the clean-up job finishes it.
+            now = _now()
+            row.status = ATTACHMENT_TEMP
+            row.entity_id = None
+            row.project_id = None
+            row.expires_at = now
+            row.updated_at = now
+            session.add(row)
+        await purge(self.ctx, [attachment_id])
+        return attachment_pb2.DeleteAttachmentResponse(message="Attachment deleted successfully")
+
+    @override
+    async def ListAttachments(
+        self, request: attachment_pb2.ListAttachmentsRequest, context: Context
+    ) -> attachment_pb2.ListAttachmentsResponse:
+        """The confirmed attachments of one project, board or comment the caller may see, newest first."""
+        given = [
+            (field, value)
+            for field, value in (
+                ("projectId", request.project_id),
+                ("boardId", request.board_id),
+                ("commentId", request.comment_id),
+            )
+            if value
+        ]
+        if len(given) != 1:
+            raise InvalidArgument("exactly one of projectId, boardId and commentId must be given")
+        field, value = given[0]
+        entity_id = parse_uuid(value, field=field)
+        user_id = caller_id()
+        async with self.ctx.database.unit_of_work() as session:
+            if field == "projectId":
+                entity_type = ENTITY_PROJECT
+                await see_project(session, self.ctx.directory, entity_id, user_id)
+            elif field == "boardId":
+                entity_type = ENTITY_BOARD
+                await see_board(session, self.ctx.directory, entity_id, user_id)
+            else:
+                entity_type = ENTITY_COMMENT
+                await see_comment(session, self.ctx.directory, entity_id, user_id)
+            statement = (
+                select(Attachment)
+                .where(
+                    col(Attachment.entity_type) == entity_type,
+                    col(Attachment.entity_id) == entity_id,
+                    col(Attachment.status) == ATTACHMENT_CONFIRMED,
+                )
+                .order_by(col(Attachment.created_at).desc(), col(Attachment.id).desc())
+            )
+            rows = list((await session.exec(statement)).all())
+        return attachment_pb2.ListAttachmentsResponse(
+            attachments=[attachment_message(row, self.ctx.store) for row in rows]
+        )

@@ -1,0 +1,539 @@
+"""Board events to the project's sockets, across replicas, and who is looking at a project.
+
+Publishing: after a change is committed, :func:`publish` sends the event to the Redis channel
+``kanban:project:{projectId}``. Nothing is delivered locally on the side: the publishing replica hears
+its own event back from Redis like every other replica, which is what makes delivery exactly once per
+socket (the original also pushed to its own sockets directly, so they got every event twice).
+
+Fan-out: every replica holds ONE Redis pub/sub connection (:class:`ChannelHub`, wrapped by
+:class:`ProjectHub`), subscribed to the channels of the projects that have at least one socket on it. A
+reader task parses each message once and offers the frame to each local socket's bounded queue; the
+last socket of a project to leave unsubscribes the channel. A new socket waits until Redis has confirmed
+the SUBSCRIBE before it counts as open, so an event published after that cannot slip past it.
+
+Presence counts sockets, not users: ``online:project:{projectId}`` is a sorted set whose members are
+``{userId}:{socketId}`` and whose scores are expiry times (epoch seconds). A socket refreshes its entry on
+every ping and on its own timer, and removes it when it closes; the entries of a replica that crashed
+simply expire, since readers drop every member whose score has passed.
+
+Access is checked when a socket opens and again on its presence timer: a member removed from the
+workspace (or a deleted project) loses the socket with NOT_FOUND within a third of the presence TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Generic, TypeVar
+
+import grpc
+import redis.asyncio as aioredis
+from google.protobuf import json_format
+from prometheus_client import CollectorRegistry, Gauge
+from redis.asyncio.client import PubSub
+from wealist.board.v1 import events_pb2, events_pb2_grpc
+
+from mesh import MeshError, NotFound, ResourceExhausted, Unavailable
+from services.board.access import caller_id, parse_uuid, see_project
+from services.board.context import BoardContext
+
+log = logging.getLogger("wealist.board.events")
+
+BOARD_CREATED = "BOARD_CREATED"
+BOARD_UPDATED = "BOARD_UPDATED"
+BOARD_MOVED = "BOARD_MOVED"
+BOARD_DELETED = "BOARD_DELETED"
+PONG = "pong"
+PING = "ping"
+
+# Pause before reading again after the pub/sub connection failed (redis-py reconnects and resubscribes).
+RETRY_SECONDS = 0.5
+# How long a new socket waits for Redis to confirm its project's SUBSCRIBE before it goes on anyway.
+SUBSCRIBE_CONFIRM_SECONDS = 5.0
+
+T = TypeVar("T")
+
+
+def project_channel(project_id: uuid.UUID | str) -> str:
+    """The pub/sub channel of a project's board events."""
+    return f"kanban:project:{project_id}"
+
+
+def presence_key(project_id: uuid.UUID | str) -> str:
+    """The sorted set of a project's open sockets (``{userId}:{socketId}`` → expiry epoch seconds)."""
+    return f"online:project:{project_id}"
+
+
+async def publish(
+    redis: aioredis.Redis,
+    project_id: uuid.UUID,
+    event_type: str,
+    payload: dict[str, Any],
+    *,
+    board_id: uuid.UUID,
+) -> None:
+    """Send one event to every socket of the project (call it after the change is committed)."""
+    frame = {"type": event_type, "payload": payload, "boardId": str(board_id)}
+    await redis.publish(project_channel(project_id), json.dumps(frame, separators=(",", ":")))
+
+
+def event_frame(data: bytes | str) -> events_pb2.WatchProjectResponse:
+    """The socket frame of one published event (parsed once per replica, shared by its sockets)."""
+    body = json.loads(data)
+    frame = events_pb2.WatchProjectResponse(type=str(body["type"]))
+    if "payload" in body:
+        json_format.ParseDict(body["payload"], frame.payload)
+    if body.get("boardId") is not None:
+        frame.board_id = str(body["boardId"])
+    return frame
+
+
+# --- fan-out --------------------------------------------------------------------------------------------
+
+
+class Subscriber(Generic[T]):
+    """One socket's bounded queue of frames, and why it ended.
+
+    ``offer`` never blocks the hub's reader: a socket that is ``size`` frames behind is ended with
+    RESOURCE_EXHAUSTED (its queue emptied) instead of growing the replica's memory; the client reconnects
+    and refetches what it missed.
+    """
+
+    __slots__ = ("_error", "_queue", "ended")
+
+    def __init__(self, size: int) -> None:
+        self._queue: asyncio.Queue[T | None] = asyncio.Queue(maxsize=size)
+        self._error: MeshError | None = None
+        self.ended = False
+
+    def offer(self, item: T) -> None:
+        """Queue a frame for the socket, or end the socket when its queue is full."""
+        if self.ended:
+            return
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.end(
+                ResourceExhausted(
+                    "the socket fell behind; reconnect and refetch the board", code="STREAM_OVERFLOW"
+                )
+            )
+
+    def end(self, error: MeshError | None = None) -> None:
+        """End the socket now: what is queued is dropped, and :meth:`get` raises ``error`` if one is given."""
+        if self.ended:
+            return
+        self.ended = True
+        self._error = error
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)
+
+    async def get(self) -> T | None:
+        """The next frame; ``None`` once the socket ended normally, the error if it ended with one."""
+        item = await self._queue.get()
+        if item is None:
+            # Put back, so every later call sees the end too.
+            self._queue.put_nowait(None)
+            if self._error is not None:
+                raise self._error
+        return item
+
+
+class ChannelHub(Generic[T]):
+    """A replica's one pub/sub connection, and the local subscribers of each channel.
+
+    Generic over the frame type: ``decode`` turns a message's data into the frame every subscriber of the
+    channel gets (once per message, not once per subscriber). Nothing here is specific to boards; the
+    notification hub has the same shape and both could share this from ``mesh``.
+
+    Who listens is kept synchronously (no ``await`` between the check and the change), so a cancelled
+    socket always leaves the maps clean; the Redis SUBSCRIBE/UNSUBSCRIBE that follow are reconciled under
+    one lock against the wanted set, so a channel left and joined again at once ends up subscribed.
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        name: str,
+        decode: Callable[[bytes | str], T],
+        queue_size: int,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        # Subscribe confirmations are read, not ignored: they tell a waiting socket it is live.
+        self._pubsub: PubSub = redis.pubsub(ignore_subscribe_messages=False)
+        self._name = name
+        self._decode = decode
+        self._queue_size = queue_size
+        self._wanted: dict[str, set[Subscriber[T]]] = {}
+        self._subscribed: set[str] = set()
+        # Per channel, one event per SUBSCRIBE sent and not yet confirmed (Redis confirms in order).
+        self._confirming: dict[str, deque[asyncio.Event]] = {}
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._reader: asyncio.Task[None] | None = None
+        # Subscribed for the hub's whole life, so the connection exists before any channel is wanted and
+        # the reader can block on it.
+        self._own_channel = f"{name}:hub:{uuid.uuid4().hex}"
+        self.subscribers = Gauge(
+            f"{name}_socket_subscribers", "Open sockets on this replica.", registry=registry
+        )
+        self.channels = Gauge(
+            f"{name}_socket_channels",
+            "Channels this replica's pub/sub connection is subscribed to.",
+            registry=registry,
+        )
+
+    @property
+    def subscriber_count(self) -> int:
+        """Open subscriptions on this replica."""
+        return sum(len(members) for members in self._wanted.values())
+
+    @property
+    def channel_count(self) -> int:
+        """Channels subscribed in Redis now."""
+        return len(self._subscribed)
+
+    async def start(self) -> None:
+        """Open the pub/sub connection and start reading it."""
+        await self._pubsub.subscribe(self._own_channel)
+        self._reader = asyncio.create_task(self._read(), name=f"{self._name}-hub-reader")
+
+    async def close(self) -> None:
+        """Stop reading and close the connection (at shutdown, after the server stopped)."""
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        for task in list(self._tasks):
+            task.cancel()
+        for members in self._wanted.values():
+            for subscriber in members:
+                subscriber.end()
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[Subscriber[T]]:
+        """A subscriber of ``channel`` for the duration of the block, live once the block starts."""
+        subscriber: Subscriber[T] = Subscriber(self._queue_size)
+        self._wanted.setdefault(channel, set()).add(subscriber)
+        self.subscribers.inc()
+        try:
+            try:
+                # Shielded: a socket cancelled now must not cut a Redis command in half on the shared
+                # connection; the command finishes and the exit below undoes it.
+                confirmed = await asyncio.shield(self._spawn_reconcile(channel))
+            except aioredis.RedisError as error:
+                raise Unavailable(f"live events are unavailable: {error}") from None
+            if confirmed is not None:
+                try:
+                    await asyncio.wait_for(confirmed.wait(), SUBSCRIBE_CONFIRM_SECONDS)
+                except TimeoutError:
+                    log.warning("Redis did not confirm the subscription to %s in time", channel)
+            yield subscriber
+        finally:
+            subscriber.end()
+            self.subscribers.dec()
+            members = self._wanted.get(channel)
+            if members is not None:
+                members.discard(subscriber)
+                if not members:
+                    del self._wanted[channel]
+                    self._spawn_reconcile(channel)
+
+    def _spawn_reconcile(self, channel: str) -> asyncio.Task[asyncio.Event | None]:
+        """Reconcile in a task of its own, kept until done (it may outlive the socket that asked)."""
+        task = asyncio.create_task(self._reconcile(channel))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _reconcile(self, channel: str) -> asyncio.Event | None:
+        """Make the Redis subscription of ``channel`` match whether anyone here wants it.
+
+        Returns what to wait on until Redis has confirmed the subscription, or ``None`` when there is
+        nothing left to wait for.
+        """
+        async with self._lock:
+            wanted = channel in self._wanted
+            if wanted and channel not in self._subscribed:
+                confirmed = asyncio.Event()
+                self._confirming.setdefault(channel, deque()).append(confirmed)
+                try:
+                    await self._pubsub.subscribe(channel)
+                except BaseException:
+                    self._confirming[channel].remove(confirmed)
+                    raise
+                self._subscribed.add(channel)
+            elif not wanted and channel in self._subscribed:
+                self._subscribed.discard(channel)
+                try:
+                    await self._pubsub.unsubscribe(channel)
+                except aioredis.RedisError:
+                    # A broken connection drops its subscriptions anyway; redis-py resubscribes only
+                    # what is still in its own list, which no longer has this channel.
+                    log.warning("unsubscribe from %s failed", channel)
+            self.channels.set(len(self._subscribed))
+            # The newest SUBSCRIBE of the channel not confirmed yet, if any (also for a second socket
+            # that arrives while the first one's SUBSCRIBE is still on its way).
+            pending = self._confirming.get(channel)
+            return pending[-1] if wanted and pending else None
+
+    def _confirm(self, channel: str) -> None:
+        pending = self._confirming.get(channel)
+        if pending:
+            pending.popleft().set()
+            if not pending:
+                del self._confirming[channel]
+
+    def _deliver(self, channel: str, data: bytes | str) -> None:
+        members = self._wanted.get(channel)
+        if not members:
+            return
+        frame = self._decode(data)
+        for subscriber in list(members):
+            subscriber.offer(frame)
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=None)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reading the %s channels failed; retrying", self._name)
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            if message is None:
+                continue
+            channel = message["channel"]
+            name = channel.decode() if isinstance(channel, bytes) else str(channel)
+            if message.get("type") == "subscribe":
+                self._confirm(name)
+            elif message.get("type") == "message":
+                try:
+                    self._deliver(name, message["data"])
+                except Exception:
+                    log.exception("a message on %s could not be delivered", name)
+
+
+class ProjectHub:
+    """The board service's hub: sockets subscribe to their project's channel, frames are socket frames."""
+
+    def __init__(self, ctx: BoardContext, *, registry: CollectorRegistry | None = None) -> None:
+        self._hub: ChannelHub[events_pb2.WatchProjectResponse] = ChannelHub(
+            ctx.redis,
+            name="board",
+            decode=event_frame,
+            queue_size=ctx.settings.socket_queue_size,
+            registry=registry,
+        )
+
+    @property
+    def subscriber_count(self) -> int:
+        """Open project sockets on this replica."""
+        return self._hub.subscriber_count
+
+    async def start(self) -> None:
+        """Open the replica's pub/sub connection."""
+        await self._hub.start()
+
+    async def close(self) -> None:
+        """Close it (at shutdown)."""
+        await self._hub.close()
+
+    def watch(
+        self, project_id: uuid.UUID
+    ) -> contextlib.AbstractAsyncContextManager[Subscriber[events_pb2.WatchProjectResponse]]:
+        """A socket's subscription to the project's events, live once the block starts."""
+        return self._hub.subscribe(project_channel(project_id))
+
+
+# --- presence -------------------------------------------------------------------------------------------
+
+
+# Adds or refreshes one socket's entry, then lets the key expire with its latest entry: never earlier
+# (a replica with a shorter TTL must not drop another replica's live entries), never much later (a project
+# nobody looks at leaves no key behind). A script, as Redis 6 has no EXPIRE ... GT.
+_REFRESH = """
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+local latest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('EXPIREAT', KEYS[1], math.ceil(tonumber(latest[2])))
+"""
+
+
+class Presence:
+    """Who has a socket open on a project, one sorted-set member per socket, expiring by score."""
+
+    def __init__(self, redis: aioredis.Redis, *, ttl_seconds: int) -> None:
+        self._redis = redis
+        self._refresh = redis.register_script(_REFRESH)
+        self.ttl_seconds = ttl_seconds
+
+    @staticmethod
+    def member(user_id: uuid.UUID, socket_id: str) -> str:
+        """The sorted-set member of one socket."""
+        return f"{user_id}:{socket_id}"
+
+    async def refresh(self, project_id: uuid.UUID, user_id: uuid.UUID, socket_id: str) -> None:
+        """Mark the socket online for another TTL (adds it when it is not there)."""
+        expiry = time.time() + self.ttl_seconds
+        await self._refresh(keys=[presence_key(project_id)], args=[expiry, self.member(user_id, socket_id)])
+
+    async def leave(self, project_id: uuid.UUID, user_id: uuid.UUID, socket_id: str) -> None:
+        """Take the socket out."""
+        await self._redis.zrem(presence_key(project_id), self.member(user_id, socket_id))
+
+    async def online(self, project_id: uuid.UUID) -> list[str]:
+        """The users with at least one live socket on the project, each once, sorted."""
+        key = presence_key(project_id)
+        now = time.time()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(key, "-inf", now)
+            pipe.zrangebyscore(key, now, "+inf")
+            _, members = await pipe.execute()
+        users = {
+            (member.decode() if isinstance(member, bytes) else str(member)).split(":", 1)[0]
+            for member in members
+        }
+        return sorted(users)
+
+
+# --- the API --------------------------------------------------------------------------------------------
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):
+    """The project socket and the online-users list."""
+
+    def __init__(self, ctx: BoardContext, hub: ProjectHub) -> None:
+        self.ctx = ctx
+        self.hub = hub
+        self.presence = Presence(ctx.redis, ttl_seconds=ctx.settings.presence_ttl_seconds)
+        self._leaving: set[asyncio.Task[None]] = set()
+
+    async def _see(self, project_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        async with self.ctx.database.unit_of_work() as session:
+            await see_project(session, self.ctx.directory, project_id, user_id)
+
+    async def WatchProject(
+        self, request_iterator: AsyncIterator[events_pb2.WatchProjectRequest], context: Context
+    ) -> AsyncIterator[events_pb2.WatchProjectResponse]:
+        """The project's events and pongs, until the client goes away.
+
+        The socket's life: the gateway's opening message names the project; the caller must see it
+        (NOT_FOUND otherwise, so the socket closes with 4404). Then the socket is subscribed and present,
+        and three things run until it ends: frames from the hub go out, client pings are answered (and
+        refresh presence), and a timer refreshes presence and checks that the caller still sees the
+        project. It ends when the client goes away (its request stream ends or the call is cancelled),
+        when it falls behind (RESOURCE_EXHAUSTED) or when it may no longer see the project (NOT_FOUND).
+        """
+        requests = aiter(request_iterator)
+        opening = await anext(requests, None)
+        if opening is None:
+            return
+        user_id = caller_id()
+        project_id = parse_uuid(opening.project_id, field="projectId")
+        await self._see(project_id, user_id)
+        socket_id = uuid.uuid4().hex
+        async with self.hub.watch(project_id) as socket:
+            chores: list[asyncio.Task[None]] = []
+            try:
+                try:
+                    await self.presence.refresh(project_id, user_id, socket_id)
+                except aioredis.RedisError as error:
+                    raise Unavailable(f"presence is unavailable: {error}") from None
+                chores = [
+                    asyncio.create_task(self._answer(requests, socket, project_id, user_id, socket_id)),
+                    asyncio.create_task(self._keep_alive(socket, project_id, user_id, socket_id)),
+                ]
+                while (frame := await socket.get()) is not None:
+                    yield frame
+            finally:
+                # A task of its own, shielded: a call cancelled twice still takes its entry out (else it
+                # would linger for one TTL).
+                leaving = asyncio.create_task(self._leave(chores, project_id, user_id, socket_id))
+                self._leaving.add(leaving)
+                leaving.add_done_callback(self._leaving.discard)
+                await asyncio.shield(leaving)
+
+    async def _leave(
+        self, chores: list[asyncio.Task[None]], project_id: uuid.UUID, user_id: uuid.UUID, socket_id: str
+    ) -> None:
+        """Stop the socket's chores, then take its presence entry out."""
+        for chore in chores:
+            chore.cancel()
+        # Awaited first, so that a refresh in flight cannot put the entry back after it was removed.
+        await asyncio.gather(*chores, return_exceptions=True)
+        try:
+            await self.presence.leave(project_id, user_id, socket_id)
+        except aioredis.RedisError:
+            log.warning("could not remove a board socket's presence; it expires", exc_info=True)
+
+    async def _answer(
+        self,
+        requests: AsyncIterator[events_pb2.WatchProjectRequest],
+        socket: Subscriber[events_pb2.WatchProjectResponse],
+        project_id: uuid.UUID,
+        user_id: uuid.UUID,
+        socket_id: str,
+    ) -> None:
+        """Client frames: a ping is answered with a pong and refreshes presence; others are ignored."""
+        try:
+            async for request in requests:
+                if request.type != PING:
+                    continue
+                # Refreshed before the pong goes out: a client that got its pong is listed as online.
+                try:
+                    await self.presence.refresh(project_id, user_id, socket_id)
+                except aioredis.RedisError:
+                    log.warning("could not refresh a board socket's presence", exc_info=True)
+                socket.offer(events_pb2.WatchProjectResponse(type=PONG))
+        except grpc.aio.AioRpcError:
+            log.warning("a board socket's client frames could not be read", exc_info=True)
+        # The client's frames ended (it half-closed or went away): so does the socket.
+        socket.end()
+
+    async def _keep_alive(
+        self,
+        socket: Subscriber[events_pb2.WatchProjectResponse],
+        project_id: uuid.UUID,
+        user_id: uuid.UUID,
+        socket_id: str,
+    ) -> None:
+        """Refresh presence every third of its TTL; end the socket once the caller may not see the project.
+
+        A member removed from the workspace (or a deleted project) must not go on receiving its events.
+        """
+        while True:
+            await asyncio.sleep(self.presence.ttl_seconds / 3)
+            try:
+                await self._see(project_id, user_id)
+            except NotFound as gone:
+                socket.end(gone)
+                return
+            except Exception:
+                # The user service or the database is down, say: the socket stays; the next round checks
+                # again.
+                log.warning("could not recheck a board socket's access", exc_info=True)
+            try:
+                await self.presence.refresh(project_id, user_id, socket_id)
+            except aioredis.RedisError:
+                log.warning("could not refresh a board socket's presence", exc_info=True)
+
+    async def GetOnlineUsers(
+        self, request: events_pb2.GetOnlineUsersRequest, context: Context
+    ) -> events_pb2.GetOnlineUsersResponse:
+        """The users with a live socket on the project; NOT_FOUND for a caller who may not see it."""
+        project_id = parse_uuid(request.project_id, field="projectId")
+        await self._see(project_id, caller_id())
+        users = await self.presence.online(project_id)
+        return events_pb2.GetOnlineUsersResponse(online_users=users, count=len(users))

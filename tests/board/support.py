@@ -1,0 +1,111 @@
+"""What the board tests share: logins, a workspace with members, calls through the real gateway."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest_asyncio
+
+from devstack import StackInfo
+
+BOARD = "/api/svc/board"
+USER = "/api/svc/user"
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A logged-in user of the test."""
+
+    user_id: str
+    email: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass(frozen=True, slots=True)
+class Team:
+    """A workspace with its owner and two more members, and an outsider of another workspace."""
+
+    workspace_id: str
+    owner: Person
+    alice: Person
+    bob: Person
+    outsider: Person
+    other_workspace_id: str
+
+
+@pytest_asyncio.fixture
+async def client(stack: StackInfo) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the real gateway process."""
+    async with httpx.AsyncClient(base_url=stack.services["gateway"].http_base, timeout=15) as http:
+        yield http
+
+
+async def login(client: httpx.AsyncClient, prefix: str = "b") -> Person:
+    """A fresh user through the gateway's test login."""
+    email = f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
+    reply = await client.post("/api/svc/auth/api/test/token", json={"email": email})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    return Person(body["userId"], email, body["accessToken"])
+
+
+async def call(
+    client: httpx.AsyncClient, verb: str, path: str, who: Person, *, status: int = 200, **kwargs: Any
+) -> Any:
+    """A board call through the gateway; asserts the status and returns ``data`` of the envelope."""
+    reply = await client.request(
+        verb, BOARD + path, headers={**who.headers, **kwargs.pop("headers", {})}, **kwargs
+    )
+    assert reply.status_code == status, f"{verb} {path}: {reply.status_code} {reply.text}"
+    body = reply.json()
+    if 200 <= status < 300 and isinstance(body, dict) and "data" in body:
+        assert body["requestId"] == reply.headers["x-request-id"]
+        return body["data"]
+    return body
+
+
+async def workspace(client: httpx.AsyncClient, owner: Person, *members: Person) -> str:
+    """A new workspace of ``owner`` with ``members`` invited (members at once)."""
+    reply = await client.post(
+        f"{USER}/api/workspaces/create",
+        headers=owner.headers,
+        json={"workspaceName": "Board team", "workspaceDescription": "-"},
+    )
+    assert reply.status_code == 201, reply.text
+    workspace_id: str = reply.json()["workspaceId"]
+    for member in members:
+        invited = await client.post(
+            f"{USER}/api/workspaces/{workspace_id}/members/invite",
+            headers=owner.headers,
+            json={"email": member.email},
+        )
+        assert invited.status_code in (200, 201), invited.text
+    return workspace_id
+
+
+async def team(client: httpx.AsyncClient) -> Team:
+    """A workspace with an owner and two members, plus an outsider who owns another workspace."""
+    owner, alice, bob, outsider = (
+        await login(client, "owner"),
+        await login(client, "alice"),
+        await login(client, "bob"),
+        await login(client, "outsider"),
+    )
+    workspace_id = await workspace(client, owner, alice, bob)
+    other = await workspace(client, outsider)
+    return Team(workspace_id, owner, alice, bob, outsider, other)
+
+
+async def project(client: httpx.AsyncClient, who: Person, workspace_id: str, name: str = "Apollo") -> Any:
+    """A new project (the contract's Project)."""
+    return await call(
+        client, "POST", "/api/projects", who, status=201, json={"workspaceId": workspace_id, "name": name}
+    )
