@@ -109,3 +109,30 @@ async def project(client: httpx.AsyncClient, who: Person, workspace_id: str, nam
     return await call(
         client, "POST", "/api/projects", who, status=201, json={"workspaceId": workspace_id, "name": name}
     )
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+async def upload(client: httpx.AsyncClient, who: Person, workspace_id: str, entity: str) -> str:
+    """A TEMP attachment of ``who``: a presigned URL, then the browser's PUT straight to S3."""
+    ticket = await call(
+        client,
+        "POST",
+        "/api/attachments/presigned-url",
+        who,
+        json={
+            "workspaceId": workspace_id,
+            "fileName": "shot.png",
+            "fileSize": len(PNG),
+            "contentType": "image/png",
+            "entityType": entity,
+        },
+    )
+    assert ticket["expiresIn"] == 300
+    # No Authorization header, the same content type as announced: what the web client sends.
+    async with httpx.AsyncClient(timeout=15) as s3:
+        put = await s3.put(ticket["uploadUrl"], content=PNG, headers={"Content-Type": "image/png"})
+    assert put.status_code == 200, put.text
+    attachment_id: str = ticket["attachmentId"]
+    return attachment_id

@@ -8,32 +8,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.board.support import BOARD, USER, Person, call, project, team
-
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-
-
-async def _upload(client: httpx.AsyncClient, who: Person, workspace_id: str, entity: str) -> str:
-    ticket = await call(
-        client,
-        "POST",
-        "/api/attachments/presigned-url",
-        who,
-        json={
-            "workspaceId": workspace_id,
-            "fileName": "diagram.png",
-            "fileSize": len(PNG),
-            "contentType": "image/png",
-            "entityType": entity,
-        },
-    )
-    assert ticket["expiresIn"] == 300
-    # The browser PUTs straight to S3 with the same content type and no Authorization header.
-    async with httpx.AsyncClient(timeout=15) as s3:
-        put = await s3.put(ticket["uploadUrl"], content=PNG, headers={"Content-Type": "image/png"})
-    assert put.status_code == 200, put.text
-    attachment_id: str = ticket["attachmentId"]
-    return attachment_id
+from tests.board.support import BOARD, PNG, USER, call, project, team, upload
 
 
 async def test_the_web_clients_board_journey(client: httpx.AsyncClient) -> None:
@@ -51,7 +26,7 @@ async def test_the_web_clients_board_journey(client: httpx.AsyncClient) -> None:
     assert columns == ["pending", "in_progress", "review", "approved", "deleted"]
 
     # A card with a file, assigned to alice, with bob taking part.
-    file_id = await _upload(client, alice, crew.workspace_id, "BOARD")
+    file_id = await upload(client, alice, crew.workspace_id, "BOARD")
     board = await call(
         client,
         "POST",
