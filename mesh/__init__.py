@@ -1,8 +1,9 @@
 """The shared runtime of weAlist mesh: what every workload does, written once.
 
 Server start (grpc.aio with health, reflection and the interceptor chain), mTLS identity, client channels,
-settings, JSON logs, Prometheus metrics, token verification and database access. Services import from
-here only; the underscored modules are private.
+settings, JSON logs, Prometheus metrics, token verification, database access and the hub that fans live
+events out from Redis pub/sub to a replica's streams. Services import from here only; the underscored
+modules are private.
 """
 
 from mesh._access import (
@@ -32,8 +33,10 @@ from mesh._errors import (
     Unavailable,
 )
 from mesh._identity import TlsMaterial, ensure_dev_pki, load_tls, pki_paths, spiffe_id
+from mesh._interceptors import accept_stream, accepts_stream_itself
 from mesh._logging import configure_logging
 from mesh._membership import MembershipCache, invalidate_memberships, membership_key
+from mesh._pubsub import ChannelHub, Subscriber
 from mesh._redis import redis_client
 from mesh._runtime import Hosted, RemoteJwks, Runtime, run
 from mesh._settings import DEFAULT_PORTS, WORKLOADS, MeshSettings
@@ -45,6 +48,7 @@ __all__ = [
     "WORKLOADS",
     "AlreadyExists",
     "CallContext",
+    "ChannelHub",
     "Channels",
     "Conflict",
     "Database",
@@ -62,12 +66,15 @@ __all__ = [
     "RemoteJwks",
     "ResourceExhausted",
     "Runtime",
+    "Subscriber",
     "TlsMaterial",
     "TokenVerifier",
     "Unauthenticated",
     "Unavailable",
     "UserAuth",
     "UserClaims",
+    "accept_stream",
+    "accepts_stream_itself",
     "access_table",
     "all_files",
     "all_services",

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import Token
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
@@ -109,11 +109,17 @@ class _CallScope:
     """One served call: sets up the CallContext, checks access, maps errors, records metrics."""
 
     def __init__(
-        self, chain: MeshInterceptor, access: MethodAccess, context: grpc.aio.ServicerContext[Any, Any]
+        self,
+        chain: MeshInterceptor,
+        access: MethodAccess,
+        context: grpc.aio.ServicerContext[Any, Any],
+        *,
+        accept_at_once: bool = True,
     ):
         self.chain = chain
         self.access = access
         self.context = context
+        self.accept_at_once = accept_at_once
         self.started = time.perf_counter()
         self.labels = chain.metrics.record_start(
             access.path, access.client_streaming, access.server_streaming
@@ -148,9 +154,10 @@ class _CallScope:
         self.token = _current.set(call)
         # Set now so that it also goes out when the servicer ends the call itself (context.abort).
         self.context.set_trailing_metadata((("x-request-id", self.request_id),))
-        if self.access.server_streaming:
+        if self.access.server_streaming and self.accept_at_once:
             # Tell the caller at once that the stream is accepted (the gateway's SSE "connected" event
-            # waits for it), rather than when the first message happens to be sent.
+            # waits for it), rather than when the first message happens to be sent. A method marked
+            # with accepts_stream_itself says so itself, once it really listens (accept_stream).
             await self.context.send_initial_metadata((("x-request-id", self.request_id),))
         return call
 
@@ -223,6 +230,28 @@ class _CallScope:
                 ("grpc-status-details-bin", status.SerializeToString()),
             ),
         )
+
+
+_ACCEPTS_ITSELF = "__mesh_accepts_stream_itself__"
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def accepts_stream_itself(method: _Method) -> _Method:
+    """Mark a server-streaming method that tells its caller the stream is open itself.
+
+    By default the runtime sends a server stream's initial metadata as soon as the call is accepted, and
+    the gateway reports the stream as connected when it arrives. A stream that is only useful once it
+    listens (subscribed to its live events, say) is marked with this and calls :func:`accept_stream` when
+    it is ready, before its first message; until then the caller keeps waiting.
+    """
+    setattr(method, _ACCEPTS_ITSELF, True)
+    return method
+
+
+async def accept_stream(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    """Tell the caller of a stream marked :func:`accepts_stream_itself` that it is open (once, first)."""
+    call = _current.get()
+    await context.send_initial_metadata((("x-request-id", call.request_id),) if call else ())
 
 
 def _is_abort(exc: BaseException) -> bool:
@@ -334,19 +363,20 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
 
     def _streaming(self, behavior: Behavior, access: MethodAccess) -> Behavior:
         # Streams have no server-side deadline: a notification stream is meant to stay open for hours.
+        at_once = not getattr(behavior, _ACCEPTS_ITSELF, False)
         if inspect.isasyncgenfunction(behavior):
 
             async def streamed(
                 request: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
-                async with _CallScope(self, access, context):
+                async with _CallScope(self, access, context, accept_at_once=at_once):
                     async for response in behavior(request, context):
                         yield response
 
             return streamed
 
         async def written(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-            async with _CallScope(self, access, context):
+            async with _CallScope(self, access, context, accept_at_once=at_once):
                 await behavior(request, context)
 
         return written

@@ -83,7 +83,7 @@ async def serve(runtime: Runtime) -> None:
         store=ObjectStore(settings),
         channels=runtime.channels,
     )
-    hub = ProjectHub(ctx)
+    hub = ProjectHub(ctx, registry=runtime.metrics.registry)
     await hub.start()
     runtime.on_shutdown(hub.close)
     notifier = Notifier(ctx)

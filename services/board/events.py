@@ -5,11 +5,14 @@ Publishing: after a change is committed, :func:`publish` sends the event to the 
 its own event back from Redis like every other replica, which is what makes delivery exactly once per
 socket (the original also pushed to its own sockets directly, so they got every event twice).
 
-Fan-out: every replica holds ONE Redis pub/sub connection (:class:`ChannelHub`, wrapped by
-:class:`ProjectHub`), subscribed to the channels of the projects that have at least one socket on it. A
-reader task parses each message once and offers the frame to each local socket's bounded queue; the
-last socket of a project to leave unsubscribes the channel. A new socket waits until Redis has confirmed
-the SUBSCRIBE before it counts as open, so an event published after that cannot slip past it.
+Fan-out: every replica holds ONE Redis pub/sub connection (the runtime's :class:`mesh.ChannelHub`,
+wrapped by :class:`ProjectHub`), subscribed to the channels of the projects that have at least one socket
+on it. A reader task parses each message once and offers the frame to each local socket's bounded queue;
+the last socket of a project to leave unsubscribes the channel. A new socket waits until Redis has
+confirmed the SUBSCRIBE before it counts as open, so an event published after that cannot slip past it.
+A socket that falls behind is closed with RESOURCE_EXHAUSTED, and the open sockets are closed with
+UNAVAILABLE when the pub/sub connection breaks (events may have been missed); the client reconnects and
+refetches. The hub's guarantees are spelled out in ``mesh/_pubsub.py``.
 
 Presence counts sockets, not users: ``online:project:{projectId}`` is a sorted set whose members are
 ``{userId}:{socketId}`` and whose scores are expiry times (epoch seconds). A socket refreshes its entry on
@@ -28,22 +31,43 @@ import json
 import logging
 import time
 import uuid
-from collections import deque
-from collections.abc import AsyncIterator, Callable
-from typing import Any, Generic, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import redis.asyncio as aioredis
 from google.protobuf import json_format
-from prometheus_client import CollectorRegistry, Gauge
-from redis.asyncio.client import PubSub
+from prometheus_client import CollectorRegistry
 from wealist.board.v1 import events_pb2, events_pb2_grpc
 
-from mesh import MeshError, NotFound, ResourceExhausted, Unavailable
+from mesh import ChannelHub, NotFound, Subscriber, Unavailable
 from services.board.access import caller_id, parse_uuid, see_project
 from services.board.context import BoardContext
 
 log = logging.getLogger("wealist.board.events")
+
+# ChannelHub and Subscriber live in the runtime now; they stay importable from here.
+__all__ = [
+    "BOARD_CREATED",
+    "BOARD_DELETED",
+    "BOARD_MOVED",
+    "BOARD_UPDATED",
+    "OVERFLOW_MESSAGE",
+    "PING",
+    "PONG",
+    "RETRY_SECONDS",
+    "SUBSCRIBE_CONFIRM_SECONDS",
+    "BoardEventServicer",
+    "ChannelHub",
+    "Context",
+    "Presence",
+    "ProjectHub",
+    "Subscriber",
+    "event_frame",
+    "presence_key",
+    "project_channel",
+    "publish",
+]
 
 BOARD_CREATED = "BOARD_CREATED"
 BOARD_UPDATED = "BOARD_UPDATED"
@@ -56,8 +80,7 @@ PING = "ping"
 RETRY_SECONDS = 0.5
 # How long a new socket waits for Redis to confirm its project's SUBSCRIBE before it goes on anyway.
 SUBSCRIBE_CONFIRM_SECONDS = 5.0
-
-T = TypeVar("T")
+OVERFLOW_MESSAGE = "the socket fell behind; reconnect and refetch the board"
 
 
 def project_channel(project_id: uuid.UUID | str) -> str:
@@ -94,234 +117,7 @@ def event_frame(data: bytes | str) -> events_pb2.WatchProjectResponse:
     return frame
 
 
-# --- fan-out --------------------------------------------------------------------------------------------
-
-
-class Subscriber(Generic[T]):
-    """One socket's bounded queue of frames, and why it ended.
-
-    ``offer`` never blocks the hub's reader: a socket that is ``size`` frames behind is ended with
-    RESOURCE_EXHAUSTED (its queue emptied) instead of growing the replica's memory; the client reconnects
-    and refetches what it missed.
-    """
-
-    __slots__ = ("_error", "_queue", "ended")
-
-    def __init__(self, size: int) -> None:
-        self._queue: asyncio.Queue[T | None] = asyncio.Queue(maxsize=size)
-        self._error: MeshError | None = None
-        self.ended = False
-
-    def offer(self, item: T) -> None:
-        """Queue a frame for the socket, or end the socket when its queue is full."""
-        if self.ended:
-            return
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
-            self.end(
-                ResourceExhausted(
-                    "the socket fell behind; reconnect and refetch the board", code="STREAM_OVERFLOW"
-                )
-            )
-
-    def end(self, error: MeshError | None = None) -> None:
-        """End the socket now: what is queued is dropped, and :meth:`get` raises ``error`` if one is given."""
-        if self.ended:
-            return
-        self.ended = True
-        self._error = error
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        self._queue.put_nowait(None)
-
-    async def get(self) -> T | None:
-        """The next frame; ``None`` once the socket ended normally, the error if it ended with one."""
-        item = await self._queue.get()
-        if item is None:
-            # Put back, so every later call sees the end too.
-            self._queue.put_nowait(None)
-            if self._error is not None:
-                raise self._error
-        return item
-
-
-class ChannelHub(Generic[T]):
-    """A replica's one pub/sub connection, and the local subscribers of each channel.
-
-    Generic over the frame type: ``decode`` turns a message's data into the frame every subscriber of the
-    channel gets (once per message, not once per subscriber). Nothing here is specific to boards; the
-    notification hub has the same shape and both could share this from ``mesh``.
-
-    Who listens is kept synchronously (no ``await`` between the check and the change), so a cancelled
-    socket always leaves the maps clean; the Redis SUBSCRIBE/UNSUBSCRIBE that follow are reconciled under
-    one lock against the wanted set, so a channel left and joined again at once ends up subscribed.
-    """
-
-    def __init__(
-        self,
-        redis: aioredis.Redis,
-        *,
-        name: str,
-        decode: Callable[[bytes | str], T],
-        queue_size: int,
-        registry: CollectorRegistry | None = None,
-    ) -> None:
-        # Subscribe confirmations are read, not ignored: they tell a waiting socket it is live.
-        self._pubsub: PubSub = redis.pubsub(ignore_subscribe_messages=False)
-        self._name = name
-        self._decode = decode
-        self._queue_size = queue_size
-        self._wanted: dict[str, set[Subscriber[T]]] = {}
-        self._subscribed: set[str] = set()
-        # Per channel, one event per SUBSCRIBE sent and not yet confirmed (Redis confirms in order).
-        self._confirming: dict[str, deque[asyncio.Event]] = {}
-        self._lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._reader: asyncio.Task[None] | None = None
-        # Subscribed for the hub's whole life, so the connection exists before any channel is wanted and
-        # the reader can block on it.
-        self._own_channel = f"{name}:hub:{uuid.uuid4().hex}"
-        self.subscribers = Gauge(
-            f"{name}_socket_subscribers", "Open sockets on this replica.", registry=registry
-        )
-        self.channels = Gauge(
-            f"{name}_socket_channels",
-            "Channels this replica's pub/sub connection is subscribed to.",
-            registry=registry,
-        )
-
-    @property
-    def subscriber_count(self) -> int:
-        """Open subscriptions on this replica."""
-        return sum(len(members) for members in self._wanted.values())
-
-    @property
-    def channel_count(self) -> int:
-        """Channels subscribed in Redis now."""
-        return len(self._subscribed)
-
-    async def start(self) -> None:
-        """Open the pub/sub connection and start reading it."""
-        await self._pubsub.subscribe(self._own_channel)
-        self._reader = asyncio.create_task(self._read(), name=f"{self._name}-hub-reader")
-
-    async def close(self) -> None:
-        """Stop reading and close the connection (at shutdown, after the server stopped)."""
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-        for task in list(self._tasks):
-            task.cancel()
-        for members in self._wanted.values():
-            for subscriber in members:
-                subscriber.end()
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
-
-    @contextlib.asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[Subscriber[T]]:
-        """A subscriber of ``channel`` for the duration of the block, live once the block starts."""
-        subscriber: Subscriber[T] = Subscriber(self._queue_size)
-        self._wanted.setdefault(channel, set()).add(subscriber)
-        self.subscribers.inc()
-        try:
-            try:
-                # Shielded: a socket cancelled now must not cut a Redis command in half on the shared
-                # connection; the command finishes and the exit below undoes it.
-                confirmed = await asyncio.shield(self._spawn_reconcile(channel))
-            except aioredis.RedisError as error:
-                raise Unavailable(f"live events are unavailable: {error}") from None
-            if confirmed is not None:
-                try:
-                    await asyncio.wait_for(confirmed.wait(), SUBSCRIBE_CONFIRM_SECONDS)
-                except TimeoutError:
-                    log.warning("Redis did not confirm the subscription to %s in time", channel)
-            yield subscriber
-        finally:
-            subscriber.end()
-            self.subscribers.dec()
-            members = self._wanted.get(channel)
-            if members is not None:
-                members.discard(subscriber)
-                if not members:
-                    del self._wanted[channel]
-                    self._spawn_reconcile(channel)
-
-    def _spawn_reconcile(self, channel: str) -> asyncio.Task[asyncio.Event | None]:
-        """Reconcile in a task of its own, kept until done (it may outlive the socket that asked)."""
-        task = asyncio.create_task(self._reconcile(channel))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def _reconcile(self, channel: str) -> asyncio.Event | None:
-        """Make the Redis subscription of ``channel`` match whether anyone here wants it.
-
-        Returns what to wait on until Redis has confirmed the subscription, or ``None`` when there is
-        nothing left to wait for.
-        """
-        async with self._lock:
-            wanted = channel in self._wanted
-            if wanted and channel not in self._subscribed:
-                confirmed = asyncio.Event()
-                self._confirming.setdefault(channel, deque()).append(confirmed)
-                try:
-                    await self._pubsub.subscribe(channel)
-                except BaseException:
-                    self._confirming[channel].remove(confirmed)
-                    raise
-                self._subscribed.add(channel)
-            elif not wanted and channel in self._subscribed:
-                self._subscribed.discard(channel)
-                try:
-                    await self._pubsub.unsubscribe(channel)
-                except aioredis.RedisError:
-                    # A broken connection drops its subscriptions anyway; redis-py resubscribes only
-                    # what is still in its own list, which no longer has this channel.
-                    log.warning("unsubscribe from %s failed", channel)
-            self.channels.set(len(self._subscribed))
-            # The newest SUBSCRIBE of the channel not confirmed yet, if any (also for a second socket
-            # that arrives while the first one's SUBSCRIBE is still on its way).
-            pending = self._confirming.get(channel)
-            return pending[-1] if wanted and pending else None
-
-    def _confirm(self, channel: str) -> None:
-        pending = self._confirming.get(channel)
-        if pending:
-            pending.popleft().set()
-            if not pending:
-                del self._confirming[channel]
-
-    def _deliver(self, channel: str, data: bytes | str) -> None:
-        members = self._wanted.get(channel)
-        if not members:
-            return
-        frame = self._decode(data)
-        for subscriber in list(members):
-            subscriber.offer(frame)
-
-    async def _read(self) -> None:
-        while True:
-            try:
-                message = await self._pubsub.get_message(timeout=None)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("reading the %s channels failed; retrying", self._name)
-                await asyncio.sleep(RETRY_SECONDS)
-                continue
-            if message is None:
-                continue
-            channel = message["channel"]
-            name = channel.decode() if isinstance(channel, bytes) else str(channel)
-            if message.get("type") == "subscribe":
-                self._confirm(name)
-            elif message.get("type") == "message":
-                try:
-                    self._deliver(name, message["data"])
-                except Exception:
-                    log.exception("a message on %s could not be delivered", name)
+# --- fan-out ---------------------------------------------------------------------------------------------
 
 
 class ProjectHub:
@@ -333,7 +129,12 @@ class ProjectHub:
             name="board",
             decode=event_frame,
             queue_size=ctx.settings.socket_queue_size,
+            metrics="board_socket",
             registry=registry,
+            listeners="sockets",
+            overflow_message=OVERFLOW_MESSAGE,
+            confirm_seconds=SUBSCRIBE_CONFIRM_SECONDS,
+            retry_seconds=RETRY_SECONDS,
         )
 
     @property

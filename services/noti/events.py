@@ -1,37 +1,35 @@
 """Live delivery across replicas: Redis pub/sub, one channel per user, one subscription per replica.
 
 A replica that stores a notification publishes it (after the commit) to ``noti:user:<target>``. Every
-replica holds ONE Redis pub/sub connection (a :class:`Hub`), subscribed to the channels of the users
-that have at least one open stream on it; a reader task parses each message once and hands it to that
-user's local subscribers. The last stream of a user to leave unsubscribes the channel.
+replica runs one :class:`Hub`, the runtime's :class:`mesh.ChannelHub` over the users' channels: one Redis
+pub/sub connection, subscribed to the channels of the users with at least one open stream on it, each
+message parsed once and handed to that user's local streams. The last stream of a user to leave
+unsubscribes the channel.
 
-Bookkeeping of who listens is synchronous (no ``await``), so a cancelled stream always leaves the maps
-clean; the Redis SUBSCRIBE/UNSUBSCRIBE that follow are reconciled under one lock against the wanted
-set, so a user who leaves and comes back at once ends up subscribed, never lost.
-
-Each subscriber has a bounded queue. A client that falls behind by more than the bound loses its
-stream (the queue is emptied and the stream ends with RESOURCE_EXHAUSTED) instead of growing the
-replica's memory; it reconnects and lists what it missed.
+A stream is live once :meth:`Hub.subscribe` has entered (Redis confirmed the SUBSCRIBE), and only then does
+the stream tell its client it is connected. Each stream has a bounded queue: a client that falls behind by
+more than the bound loses its stream (RESOURCE_EXHAUSTED, ``STREAM_OVERFLOW``); when the replica's pub/sub
+connection breaks, its open streams end with UNAVAILABLE. Either way the client reconnects and lists what
+it missed. The hub's guarantees are spelled out in ``mesh/_pubsub.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 import uuid
-from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
-from prometheus_client import CollectorRegistry, Gauge
-from redis.asyncio.client import PubSub
+from prometheus_client import CollectorRegistry
 from wealist.noti.v1 import noti_pb2
 
-log = logging.getLogger("wealist.noti.events")
+from mesh import ChannelHub, Subscriber
 
 CHANNEL_PREFIX = "noti:user:"
-# Pause before reading again after the pub/sub connection failed (redis-py reconnects and resubscribes).
+# Pause before reading again after the pub/sub connection failed.
 RETRY_SECONDS = 0.5
+OVERFLOW_MESSAGE = "the stream fell behind; reconnect and list what was missed"
+
+__all__ = ["CHANNEL_PREFIX", "RETRY_SECONDS", "Hub", "Subscriber", "decode", "publish", "user_channel"]
 
 
 def user_channel(user_id: uuid.UUID | str) -> str:
@@ -44,141 +42,42 @@ async def publish(redis: aioredis.Redis, notification: noti_pb2.Notification) ->
     await redis.publish(user_channel(notification.target_user_id), notification.SerializeToString())
 
 
-class Subscriber:
-    """One open stream: a bounded queue of notifications; ``None`` in it ends the stream (overflow)."""
-
-    __slots__ = ("overflowed", "queue")
-
-    def __init__(self, size: int) -> None:
-        self.queue: asyncio.Queue[noti_pb2.Notification | None] = asyncio.Queue(maxsize=size)
-        self.overflowed = False
-
-    def offer(self, notification: noti_pb2.Notification) -> None:
-        """Queue a notification, or on overflow drop everything queued and leave only the end marker."""
-        if self.overflowed:
-            return
-        try:
-            self.queue.put_nowait(notification)
-        except asyncio.QueueFull:
-            self.overflowed = True
-            while not self.queue.empty():
-                self.queue.get_nowait()
-            self.queue.put_nowait(None)
+def decode(data: bytes | str) -> noti_pb2.Notification:
+    """The notification of one published message (parsed once per replica, shared by its streams)."""
+    return noti_pb2.Notification.FromString(data if isinstance(data, bytes) else data.encode())
 
 
 class Hub:
-    """The replica's one pub/sub connection and the local subscribers of each user channel."""
+    """The replica's one pub/sub connection and the local streams of each user channel."""
 
     def __init__(self, redis: aioredis.Redis, *, queue_size: int, registry: CollectorRegistry) -> None:
-        self._pubsub: PubSub = redis.pubsub(ignore_subscribe_messages=True)
-        self._queue_size = queue_size
-        self._wanted: dict[str, set[Subscriber]] = {}
-        self._subscribed: set[str] = set()
-        self._lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._reader: asyncio.Task[None] | None = None
-        # Subscribed for the hub's whole life, so the connection exists before any user channel and the
-        # reader can block on it.
-        self._own_channel = f"noti:hub:{uuid.uuid4().hex}"
-        self.subscribers = Gauge(
-            "noti_stream_subscribers", "Open notification streams on this replica.", registry=registry
-        )
-        self.channels = Gauge(
-            "noti_stream_channels",
-            "User channels this replica's pub/sub connection is subscribed to.",
+        self._hub: ChannelHub[noti_pb2.Notification] = ChannelHub(
+            redis,
+            name="noti",
+            decode=decode,
+            queue_size=queue_size,
+            metrics="noti_stream",
             registry=registry,
+            listeners="notification streams",
+            overflow_message=OVERFLOW_MESSAGE,
+            retry_seconds=RETRY_SECONDS,
         )
 
     @property
     def subscriber_count(self) -> int:
         """Open streams on this replica."""
-        return sum(len(members) for members in self._wanted.values())
+        return self._hub.subscriber_count
 
     async def start(self) -> None:
         """Open the pub/sub connection and start reading it."""
-        await self._pubsub.subscribe(self._own_channel)
-        self._reader = asyncio.create_task(self._read(), name="noti-hub-reader")
+        await self._hub.start()
 
     async def close(self) -> None:
         """Stop reading and close the connection (at shutdown, after the server stopped)."""
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-        for task in list(self._tasks):
-            task.cancel()
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._hub.close()
 
-    @contextlib.asynccontextmanager
-    async def subscribe(self, user_id: uuid.UUID) -> AsyncIterator[Subscriber]:
-        """A subscriber to one user's notifications for the duration of the block."""
-        channel = user_channel(user_id)
-        subscriber = Subscriber(self._queue_size)
-        self._wanted.setdefault(channel, set()).add(subscriber)
-        self.subscribers.inc()
-        try:
-            # Shielded: a stream cancelled now must not cut a Redis command in half on the shared
-            # connection; the command finishes and the exit below undoes it.
-            await asyncio.shield(self._spawn_reconcile(channel))
-            yield subscriber
-        finally:
-            self.subscribers.dec()
-            members = self._wanted.get(channel)
-            if members is not None:
-                members.discard(subscriber)
-                if not members:
-                    del self._wanted[channel]
-                    self._spawn_reconcile(channel)
-
-    def _spawn_reconcile(self, channel: str) -> asyncio.Task[None]:
-        """Reconcile in a task of its own, kept until done (it may outlive the stream that asked)."""
-        task = asyncio.create_task(self._reconcile(channel))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def _reconcile(self, channel: str) -> None:
-        """Make the Redis subscription of ``channel`` match whether anyone here wants it."""
-        async with self._lock:
-            wanted = channel in self._wanted
-            if wanted and channel not in self._subscribed:
-                await self._pubsub.subscribe(channel)
-                self._subscribed.add(channel)
-            elif not wanted and channel in self._subscribed:
-                self._subscribed.discard(channel)
-                try:
-                    await self._pubsub.unsubscribe(channel)
-                except aioredis.RedisError:
-                    # A broken connection drops its subscriptions anyway; redis-py resubscribes only
-                    # what is still in its own list, which no longer has this channel.
-                    log.warning("unsubscribe from %s failed", channel)
-            self.channels.set(len(self._subscribed))
-
-    def _deliver(self, channel: str, data: bytes) -> None:
-        members = self._wanted.get(channel)
-        if not members:
-            return
-        notification = noti_pb2.Notification.FromString(data)
-        for subscriber in list(members):
-            subscriber.offer(notification)
-
-    async def _read(self) -> None:
-        while True:
-            try:
-                message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("reading the notification channels failed; retrying")
-                await asyncio.sleep(RETRY_SECONDS)
-                continue
-            if message is None or message.get("type") != "message":
-                continue
-            channel = message["channel"]
-            name = channel.decode() if isinstance(channel, bytes) else str(channel)
-            data = message["data"]
-            if isinstance(data, bytes):
-                try:
-                    self._deliver(name, data)
-                except Exception:
-                    log.exception("a message on %s could not be delivered", name)
+    def subscribe(
+        self, user_id: uuid.UUID
+    ) -> contextlib.AbstractAsyncContextManager[Subscriber[noti_pb2.Notification]]:
+        """A subscriber to one user's notifications for the duration of the block, live once it starts."""
+        return self._hub.subscribe(user_channel(user_id))

@@ -19,7 +19,7 @@ from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 from wealist.noti.v1 import internal_pb2, internal_pb2_grpc, noti_pb2, noti_pb2_grpc
 
-from mesh import Database, InvalidField, ResourceExhausted, current_user
+from mesh import Database, InvalidField, accept_stream, accepts_stream_itself, current_user
 from services.noti import events, service
 from services.noti.counts import UnreadCounts
 from services.noti.events import Hub
@@ -148,18 +148,21 @@ class NotificationServicer(noti_pb2_grpc.NotificationServiceServicer):
         await self.counts.invalidate([user_id])
         return noti_pb2.DeleteNotificationResponse()
 
+    @accepts_stream_itself
     async def StreamNotifications(
         self, request: noti_pb2.StreamNotificationsRequest, context: Context
     ) -> AsyncIterator[noti_pb2.StreamNotificationsResponse]:
-        """The caller's new notifications until the caller goes away (the call is then cancelled)."""
+        """The caller's new notifications until the caller goes away (the call is then cancelled).
+
+        The stream is accepted (the gateway's SSE ``connected``) only once the caller's channel is
+        subscribed, so a notification created after ``connected`` is never missed. It ends with
+        RESOURCE_EXHAUSTED when the client falls behind and UNAVAILABLE when live delivery was
+        interrupted; the client reconnects and lists what it missed.
+        """
         user_id = _caller()
         async with self.hub.subscribe(user_id) as subscriber:
-            while True:
-                notification = await subscriber.queue.get()
-                if notification is None:
-                    raise ResourceExhausted(
-                        "the stream fell behind; reconnect and list what was missed", code="STREAM_OVERFLOW"
-                    )
+            await accept_stream(context)
+            while (notification := await subscriber.get()) is not None:
                 yield noti_pb2.StreamNotificationsResponse(notification=notification)
 
 

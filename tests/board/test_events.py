@@ -24,6 +24,7 @@ import httpx
 import pytest_asyncio
 import redis.asyncio as aioredis
 import websockets
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -336,6 +337,26 @@ async def test_presence_counts_sockets_not_users(client: httpx.AsyncClient, rds:
         assert body == {"onlineUsers": [], "count": 0}
     finally:
         await first.close()
+
+
+async def _sample(client: httpx.AsyncClient, url: str, name: str) -> float:
+    reply = await client.get(url)
+    assert reply.status_code == 200, reply.text
+    for family in text_string_to_metric_families(reply.text):
+        for sample in family.samples:
+            if sample.name == name and not sample.labels:
+                return float(sample.value)
+    raise AssertionError(f"{name} not in {url}")
+
+
+async def test_open_sockets_are_counted_on_the_metrics(client: httpx.AsyncClient, stack: StackInfo) -> None:
+    """The hub's gauges are on the board's /metrics (its registry is the runtime's)."""
+    people, project_id = await _project(client)
+    url = stack.services["board"].metrics_url
+    async with BoardSocket(_base(client), project_id, people.alice.token) as board:
+        await board.ping()
+        assert await _sample(client, url, "board_socket_subscribers") >= 1
+        assert await _sample(client, url, "board_socket_channels") >= 1
 
 
 async def test_online_users_is_not_found_for_an_outsider_and_bad_ids_are_refused(

@@ -7,16 +7,17 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import redis.asyncio
 from prometheus_client import CollectorRegistry
 from sqlmodel import col, select
 from wealist.noti.v1 import noti_pb2
 
 from devstack import StackInfo
-from mesh import Database
+from mesh import Database, ResourceExhausted
 from services.noti import service
 from services.noti.counts import UnreadCounts, count_key
-from services.noti.events import Hub, Subscriber, publish
+from services.noti.events import OVERFLOW_MESSAGE, Hub, Subscriber, decode, publish
 from services.noti.models import Notification
 from services.noti.settings import NotiSettings
 
@@ -33,13 +34,16 @@ async def _settled(registry: CollectorRegistry, name: str, value: float) -> None
     raise AssertionError(f"{name} is {_gauge(registry, name)}, not {value}")
 
 
-def test_an_overflowing_subscriber_keeps_only_the_end_marker() -> None:
-    subscriber = Subscriber(2)
+async def test_an_overflowing_stream_ends_with_resource_exhausted() -> None:
+    subscriber: Subscriber[noti_pb2.Notification] = Subscriber(2, overflow_message=OVERFLOW_MESSAGE)
     for number in range(5):
         subscriber.offer(noti_pb2.Notification(id=str(number)))
-    assert subscriber.overflowed
-    assert subscriber.queue.qsize() == 1
-    assert subscriber.queue.get_nowait() is None
+    assert subscriber.ended
+    # What was queued is dropped: the stream ends at once, with the message the client is shown.
+    for _ in range(2):
+        with pytest.raises(ResourceExhausted, match="list what was missed") as ended:
+            await subscriber.get()
+        assert ended.value.code == "STREAM_OVERFLOW"
 
 
 async def test_one_redis_subscription_per_user_and_released_with_the_last_stream(
@@ -55,13 +59,35 @@ async def test_one_redis_subscription_per_user_and_released_with_the_last_stream
             assert _gauge(registry, "noti_stream_channels") == 1
             assert await rds.pubsub_numsub(f"noti:user:{user}") == [(f"noti:user:{user}".encode(), 1)]
             await publish(rds, noti_pb2.Notification(id="n-1", target_user_id=str(user)))
-            got = [await asyncio.wait_for(s.queue.get(), 5) for s in (first, second)]
+            got = [await asyncio.wait_for(s.get(), 5) for s in (first, second)]
             assert [item.id for item in got if item] == ["n-1", "n-1"]
         assert _gauge(registry, "noti_stream_subscribers") == 0
         await _settled(registry, "noti_stream_channels", 0)
         assert await rds.pubsub_numsub(f"noti:user:{user}") == [(f"noti:user:{user}".encode(), 0)]
     finally:
         await hub.close()
+
+
+async def test_a_stream_is_live_as_soon_as_it_is_subscribed(rds: redis.asyncio.Redis) -> None:
+    """What the servicer relies on to send ``connected``: inside the block, Redis has the SUBSCRIBE."""
+    hub = Hub(rds, queue_size=8, registry=CollectorRegistry())
+    await hub.start()
+    try:
+        for number in range(20):
+            user = uuid.uuid4()
+            async with hub.subscribe(user) as stream:
+                assert await rds.pubsub_numsub(f"noti:user:{user}") == [(f"noti:user:{user}".encode(), 1)]
+                await publish(rds, noti_pb2.Notification(id=f"n-{number}", target_user_id=str(user)))
+                got = await asyncio.wait_for(stream.get(), 5)
+                assert got is not None
+                assert got.id == f"n-{number}"
+    finally:
+        await hub.close()
+
+
+def test_a_published_notification_decodes_to_itself() -> None:
+    sent = noti_pb2.Notification(id="n-1", target_user_id=str(uuid.uuid4()), resource_name="Card")
+    assert decode(sent.SerializeToString()) == sent
 
 
 async def test_a_cancelled_stream_leaves_nothing_behind(rds: redis.asyncio.Redis) -> None:
@@ -73,7 +99,7 @@ async def test_a_cancelled_stream_leaves_nothing_behind(rds: redis.asyncio.Redis
     async def stream() -> None:
         async with hub.subscribe(uuid.uuid4()) as subscriber:
             entered.set()
-            await subscriber.queue.get()
+            await subscriber.get()
 
     try:
         tasks = [asyncio.create_task(stream()) for _ in range(50)]

@@ -1,5 +1,8 @@
 """The live stream: SSE through the gateway, delivery across replicas, and clean teardown.
 
+A stream reports ``connected`` only once its user's channel is subscribed in Redis: a notification created
+right after ``connected`` is delivered, even when the replica's link to Redis is slow.
+
 The figures (delivery latency, memory per stream) are logged at INFO; run with
 ``-o log_cli=true --log-cli-level=INFO`` to see them. ``NOTI_STREAM_CYCLES`` overrides how many
 connect/disconnect cycles the teardown test makes (the issue asks 1,000; the suite runs fewer to stay
@@ -17,6 +20,7 @@ import statistics
 import time
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import httpx
 import pytest_asyncio
@@ -142,6 +146,127 @@ async def test_delivery_across_replicas(client: httpx.AsyncClient, mesh: Mesh, s
                 log.info("replica A → replica B → SSE: %.1f ms", (arrived - started) * 1000)
             await wait_metric(client, replica_metrics, SUBSCRIBERS, at_most=0)
             await wait_metric(client, replica_metrics, CHANNELS, at_most=0)
+
+
+# How often the tests below connect and create at once.
+RIGHT_AFTER_CONNECTED = 20
+# The latency a slow link to Redis adds to what the replica sends (its SUBSCRIBE among it).
+SLOW_LINK_SECONDS = 0.3
+
+
+async def _created_right_after_connected(
+    client: httpx.AsyncClient, via: httpx.AsyncClient, mesh: Mesh, times: int
+) -> None:
+    """Connect through ``via``; as soon as ``connected`` arrives, create a notification; it must arrive."""
+    for _ in range(times):
+        person = await login(client)  # a new user each time: a channel nobody has subscribed yet
+        async with SseClient(via, person.token) as stream:
+            result = await create(mesh, event(person.user_id))
+            name, data, _ = await stream.next(DELIVERY_BOUND)
+            assert (name, data["id"]) == ("notification", result.notification.id)
+
+
+async def test_a_notification_created_right_after_connected_is_delivered(
+    client: httpx.AsyncClient, mesh: Mesh
+) -> None:
+    await _created_right_after_connected(client, client, mesh, RIGHT_AFTER_CONNECTED)
+
+
+@contextlib.asynccontextmanager
+async def _slow_link(redis_url: str, delay: float) -> AsyncIterator[str]:
+    """A TCP proxy to Redis that delivers what its clients send ``delay`` seconds late (in order).
+
+    Yields the Redis URL through it.
+    """
+    target = urlsplit(redis_url)
+    handlers: set[asyncio.Task[None]] = set()
+    pumping: set[asyncio.Task[None]] = set()
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, late: float) -> None:
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def send() -> None:
+            while True:
+                due, chunk = await chunks.get()
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                if not chunk:
+                    return
+                writer.write(chunk)
+                await writer.drain()
+
+        sender = asyncio.create_task(send())
+        try:
+            while chunk := await reader.read(65536):
+                chunks.put_nowait((loop.time() + late, chunk))
+            chunks.put_nowait((loop.time() + late, b""))
+            await sender
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+
+    async def handle(down_reader: asyncio.StreamReader, down_writer: asyncio.StreamWriter) -> None:
+        # Never cancelled itself (asyncio's server callback would log that as an error): the exit below
+        # cancels its pumps instead, and it closes both ends.
+        this = asyncio.current_task()
+        assert this is not None
+        handlers.add(this)
+        up_reader, up_writer = await asyncio.open_connection(target.hostname, target.port)
+        pumps = {
+            asyncio.create_task(forward(down_reader, up_writer, delay)),
+            asyncio.create_task(forward(up_reader, down_writer, 0.0)),
+        }
+        pumping.update(pumps)
+        await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        for pump in pumps:
+            pump.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+        pumping.difference_update(pumps)
+        for writer in (up_writer, down_writer):
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        handlers.discard(this)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield target._replace(netloc=f"127.0.0.1:{port}").geturl()
+    finally:
+        server.close()
+        for pump in list(pumping):
+            pump.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await server.wait_closed()
+
+
+async def test_connected_waits_for_the_subscription_on_a_slow_link_to_redis(
+    client: httpx.AsyncClient, mesh: Mesh, stack: StackInfo
+) -> None:
+    """Replica B reaches Redis through a link that delays its commands; notifications are published by A.
+
+    Were ``connected`` sent before Redis confirmed B's SUBSCRIBE, the notification created right after it
+    would be published (by A, straight to Redis) before the SUBSCRIBE got there, and be lost.
+    """
+    async with _slow_link(stack.redis_url, SLOW_LINK_SECONDS) as slow_url:
+        # Started and stopped in a thread: it talks to Redis through the proxy, which runs on this loop.
+        starting = extra_service(stack, "noti", {"REDIS_URL": slow_url})
+        replica = await asyncio.to_thread(starting.__enter__)
+        try:
+            async with (
+                _in_process_gateway(stack, replica.addr) as base,
+                httpx.AsyncClient(base_url=base, timeout=10) as via_b,
+            ):
+                started = time.perf_counter()
+                await _created_right_after_connected(client, via_b, mesh, RIGHT_AFTER_CONNECTED)
+                log.info(
+                    "connect + create + deliver over a %.0f ms link: %.2f s each",
+                    SLOW_LINK_SECONDS * 1000,
+                    (time.perf_counter() - started) / RIGHT_AFTER_CONNECTED,
+                )
+        finally:
+            await asyncio.to_thread(starting.__exit__, None, None, None)
 
 
 async def test_dropped_clients_release_their_resources(
