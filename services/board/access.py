@@ -90,6 +90,19 @@ async def see_project(
     return Seen(project, role, await project_role(session, project.id, user_id))
 
 
+async def require_member(
+    directory: Directory, workspace_id: uuid.UUID | None, user_id: uuid.UUID
+) -> uuid.UUID:
+    """:func:`see_project`'s check for a read that looked the project's workspace up itself.
+
+    ``workspace_id`` is ``None`` when there is no such project; NOT_FOUND then, and when the user is not a
+    member of the workspace. Returns the workspace id.
+    """
+    if workspace_id is None or await directory.role(workspace_id, user_id) is None:
+        raise NotFound("Project not found")
+    return workspace_id
+
+
 async def see_board(
     session: AsyncSession,
     directory: Directory,

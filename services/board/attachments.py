@@ -30,8 +30,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import grpc
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, and_, inspect, or_
 from sqlalchemy import delete as sql_delete
+from sqlalchemy import select as sql_select
 from sqlalchemy import update as sql_update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -196,17 +197,31 @@ def attachment_message(row: Attachment, store: ObjectStore) -> common_pb2.Attach
     return message
 
 
-def inline_message(row: Attachment, store: ObjectStore) -> common_pb2.AttachmentInline:
+def inline_message(
+    *,
+    attachment_id: uuid.UUID,
+    file_name: str,
+    file_key: str,
+    file_size: int,
+    content_type: str,
+    uploaded_by: uuid.UUID,
+    created_at: datetime,
+    store: ObjectStore,
+) -> common_pb2.AttachmentInline:
     """An attachment as a project, board or comment embeds it."""
     return common_pb2.AttachmentInline(
-        id=str(row.id),
-        file_name=row.file_name,
-        file_url=store.download_url(row.file_key),
-        file_size=row.file_size,
-        content_type=row.content_type,
-        uploaded_by=str(row.uploaded_by),
-        uploaded_at=timestamp(row.created_at),
+        id=str(attachment_id),
+        file_name=file_name,
+        file_url=store.download_url(file_key),
+        file_size=file_size,
+        content_type=content_type,
+        uploaded_by=str(uploaded_by),
+        uploaded_at=timestamp(created_at),
     )
+
+
+# The table's columns: :func:`inline` reads plain rows, without the ORM's instance loading.
+_FILES = inspect(Attachment).local_table.c
 
 
 # --- the functions other areas call -----------------------------------------------------------------------
@@ -261,17 +276,40 @@ async def inline(
     if not found:
         return found
     statement = (
-        select(Attachment)
-        .where(
-            col(Attachment.entity_type) == entity_type.upper(),
-            col(Attachment.entity_id).in_(list(found)),
-            col(Attachment.status) == ATTACHMENT_CONFIRMED,
+        sql_select(
+            _FILES.entity_id,
+            _FILES.id,
+            _FILES.file_name,
+            _FILES.file_key,
+            _FILES.file_size,
+            _FILES.content_type,
+            _FILES.uploaded_by,
+            _FILES.created_at,
         )
-        .order_by(col(Attachment.created_at).desc(), col(Attachment.id).desc())
+        .where(
+            _FILES.entity_type == entity_type.upper(),
+            _FILES.entity_id.in_(list(found)),
+            _FILES.status == ATTACHMENT_CONFIRMED,
+        )
+        .order_by(_FILES.created_at.desc(), _FILES.id.desc())
     )
-    for row in (await session.exec(statement)).all():
-        if row.entity_id is not None:
-            found[row.entity_id].append(inline_message(row, store))
+    # A Core statement does not autoflush as an ORM query does: pending changes are flushed first.
+    await session.flush()
+    rows = await (await session.connection()).execute(statement)
+    for entity_id, attachment_id, file_name, file_key, file_size, content_type, uploaded_by, created in rows:
+        if entity_id is not None:
+            found[entity_id].append(
+                inline_message(
+                    attachment_id=attachment_id,
+                    file_name=file_name,
+                    file_key=file_key,
+                    file_size=file_size,
+                    content_type=content_type,
+                    uploaded_by=uploaded_by,
+                    created_at=created,
+                    store=store,
+                )
+            )
     return found
 
 
