@@ -122,9 +122,7 @@ async def _through_gateway(
             await connection.close()
 
 
-async def _straight_to_postgres(
-    info: StackInfo, project: str, *, concurrency: int, seconds: float
-) -> Result:
+async def _straight_to_postgres(info: StackInfo, project: str, *, concurrency: int, seconds: float) -> Result:
     url = make_url(info.database_url).set(drivername="postgresql", database="wealist_board")
     dsn = url.render_as_string(hide_password=False)
     connections = [await psycopg.AsyncConnection.connect(dsn, autocommit=True) for _ in range(concurrency)]

@@ -15,6 +15,11 @@ concurrency 1 it makes N sequential calls; at 64 it runs 64 workers for a fixed 
 requests/s, p50 and p99 of each, then the gateway's p50 overhead at concurrency 1 and (b)/(c) requests/s
 at 64 against the targets. ``--profile`` runs the gateway under cProfile for one extra 64-worker round
 and prints its ten most expensive functions.
+
+``python -m bench.gateway json-print [--boards N]`` times the response printing alone: a kanban listing
+(``ListBoardsResponse`` with N boards, fields set as the board service sets them) printed by
+``json_format.MessageToDict`` and by the gateway's compiled printer (gateway/jsonprint.py), after
+checking that both print the same JSON.
 """
 
 from __future__ import annotations
@@ -32,20 +37,26 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as HttpRoute
 from starlette.types import ASGIApp
+from wealist.board.v1 import board_pb2, common_pb2
 
 from bench.load import Call, HttpConnection, Result, concurrent, sequential
 from gateway.app import create_app
+from gateway.jsonprint import message_to_dict
 from gateway.settings import GatewaySettings
 from mesh import Hosted, MeshSettings, Runtime, ensure_dev_pki, load_tls, open_channel, run
 from tests.gateway.conftest import _servicer, compile_echo, import_echo
@@ -331,10 +342,88 @@ async def _bench(args: argparse.Namespace, tmp: Path, generated: Path) -> None:
             out.write(_profile_top(profile))
 
 
+def board_listing(boards: int) -> board_pb2.ListBoardsResponse:
+    """A ``ListBoardsResponse`` like the board service's for one project: ids, text, custom fields,
+    dates with microseconds (from Postgres), two participants, an attachment on every fourth board."""
+    project, workspace, author = (str(uuid.uuid4()) for _ in range(3))
+    members = [str(uuid.uuid4()) for _ in range(2)]
+    stages = ("pending", "in_progress", "review", "approved")
+    start = 1_767_225_600  # 2026-01-01
+    listing = board_pb2.ListBoardsResponse()
+    for n in range(boards):
+        created = Timestamp(seconds=start + 37 * n, nanos=(123_456 * (n + 1)) % 1_000_000 * 1000)
+        board = listing.boards.add(
+            board_id=str(uuid.uuid4()),
+            project_id=project,
+            workspace_id=workspace,
+            author_id=author,
+            assignee_id=members[n % 2],
+            title=f"Board {n}: tidy up the release checklist",
+            content="Collect the open items, assign an owner to each and close the ones already done.",
+            custom_fields={"stage": stages[n % 4], "importance": "high", "role": "developer"},
+            start_date=Timestamp(seconds=start + 86_400 * (n % 30)),
+            due_date=Timestamp(seconds=start + 86_400 * (n % 30 + 7)),
+            participant_ids=members,
+            created_at=created,
+            updated_at=created,
+        )
+        if n % 4 == 0:
+            board.attachments.append(
+                common_pb2.AttachmentInline(
+                    id=str(uuid.uuid4()),
+                    file_name="spec.pdf",
+                    file_url=f"http://127.0.0.1:9000/wealist/boards/{board.board_id}/spec.pdf?X-Amz-Signature=abc",
+                    file_size=48_213,
+                    content_type="application/pdf",
+                    uploaded_by=author,
+                    uploaded_at=created,
+                )
+            )
+    return listing
+
+
+def _json_print(boards: int) -> None:
+    """Time MessageToDict against the compiled printer on one board listing."""
+    listing = board_listing(boards)
+    wire = listing.SerializeToString()
+    reference = json_format.MessageToDict(listing, always_print_fields_with_no_presence=True)
+    same = json.dumps(reference) == json.dumps(message_to_dict(listing))
+
+    def reference_print(message: Message) -> object:
+        return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+
+    def best(call: Callable[[], object]) -> float:
+        number = 20
+        return min(timeit.repeat(call, number=number, repeat=7)) / number * 1000
+
+    def printed(printer: Callable[[Message], object]) -> Callable[[], object]:
+        return lambda: printer(listing)
+
+    def received(printer: Callable[[Message], object]) -> Callable[[], object]:
+        # As the gateway gets it: parsed from the wire, printed, encoded.
+        def call() -> object:
+            document = printer(board_pb2.ListBoardsResponse.FromString(wire))
+            return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+        return call
+
+    size = len(json.dumps(reference, separators=(",", ":")))
+    out = sys.stdout
+    out.write(
+        f"ListBoardsResponse, {boards} boards ({size} bytes of JSON); best of 7 x 20, ms per response\n"
+        f"same JSON (keys, order, values): {'yes' if same else 'NO'}\n"
+    )
+    for label, variant in (("print", printed), ("parse + print + json.dumps", received)):
+        old, new = best(variant(reference_print)), best(variant(message_to_dict))
+        out.write(f"  {label:28} MessageToDict {old:7.3f} ms   compiled {new:7.3f} ms   {old / new:4.1f}x\n")
+
+
 def main() -> None:
-    """Run the benchmark (no command) or one of its servers (``serve-*``)."""
+    """Run the benchmark (no command), the printing micro-benchmark, or one of its servers (``serve-*``)."""
     parser = argparse.ArgumentParser(prog="python -m bench.gateway", description=__doc__.splitlines()[0])
-    parser.add_argument("command", nargs="?", choices=["serve-echo", "serve-gateway", "serve-bare"])
+    parser.add_argument(
+        "command", nargs="?", choices=["serve-echo", "serve-gateway", "serve-bare", "json-print"]
+    )
     parser.add_argument("--calls", type=int, default=2000, help="sequential calls at concurrency 1")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration at concurrency 64")
     parser.add_argument("--profile", action="store_true", help="profile the gateway in an extra round")
@@ -343,7 +432,11 @@ def main() -> None:
     parser.add_argument("--generated", type=Path)
     parser.add_argument("--echo")
     parser.add_argument("--profile-out", dest="profile_out", type=Path)
+    parser.add_argument("--boards", type=int, default=200, help="boards in the json-print listing")
     args = parser.parse_args()
+    if args.command == "json-print":
+        _json_print(args.boards)
+        return
     if args.command == "serve-echo":
         _serve_echo(args.state, args.generated, args.port)
     elif args.command == "serve-gateway":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from gateway.app import create_app
+from gateway.redact import redact_process_logs
 from gateway.settings import GatewaySettings
 from mesh import configure_logging
 
@@ -13,6 +14,8 @@ def main() -> None:
     """Entry point: uvicorn with uvloop and httptools on the gateway's HTTP port."""
     settings = GatewaySettings()
     configure_logging(settings.workload, level=settings.log_level, json_lines=settings.log_json)
+    # Socket URLs carry ?token=<JWT>, and uvicorn logs every WebSocket's URL: never the token.
+    redact_process_logs()
     uvicorn.run(
         create_app(settings),
         host=settings.bind_host,

@@ -41,6 +41,7 @@ from gateway import docs, streams
 from gateway.errors import HttpError, Refused, from_rpc_error, from_status
 from gateway.metadata import grpc_timeout, http_code, outgoing_metadata
 from gateway.openapi import build_openapi
+from gateway.redact import redact_uvicorn_logs
 from gateway.routing import Route, build_routes
 from gateway.settings import GatewaySettings
 from gateway.template import Router
@@ -338,6 +339,8 @@ def create_app(
     addresses: Mapping[str, str] | None = None,
 ) -> GatewayApp:
     """The gateway application for these services (all of the platform's by default)."""
+    # Whoever serves the app, uvicorn's lines never show a socket's ?token= (see gateway/redact.py).
+    redact_uvicorn_logs()
     gateway = Gateway(
         settings, services if services is not None else list(all_services()), addresses=addresses
     )

@@ -2,7 +2,8 @@
 
 Unknown request fields are ignored, as the original backends did; a value of the wrong type is a 400
 naming the field by its JSON path. Responses print fields without presence (empty lists, ``false``,
-``0``) because the web client reads them unconditionally.
+``0``) because the web client reads them unconditionally; they are printed by a printer compiled once per
+message type, which prints what ``json_format.MessageToDict`` would.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from wealist.mesh.v1 import options_pb2
 
+from gateway.jsonprint import message_to_dict
 from gateway.query import apply_query, set_field
 from gateway.routing import Route
 from mesh import InvalidArgument, InvalidField
@@ -75,8 +77,12 @@ def build_request(
 
 
 def to_json(message: Message) -> Any:
-    """Proto3 JSON of a message, camelCase, printing fields without presence."""
-    return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    """Proto3 JSON of a message, camelCase, printing fields without presence.
+
+    Exactly ``MessageToDict(message, always_print_fields_with_no_presence=True)``, by a printer compiled
+    once per message type (gateway/jsonprint.py).
+    """
+    return message_to_dict(message)
 
 
 def response_payload(route: Route, message: Message) -> Any:
