@@ -679,6 +679,8 @@ class _Builder:
     def _payload_schema(self, response: Descriptor, response_body: str, where: str) -> Schema:
         if response_body:
             return self.field_schema(self._resolve(response, response_body, where))
+        if not response.fields:
+            return {"type": "null"}  # a reply that carries nothing is printed as null (transcode)
         return self.message_schema(response)
 
     def _add_operation(

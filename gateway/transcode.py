@@ -86,7 +86,13 @@ def to_json(message: Message) -> Any:
 
 
 def response_payload(route: Route, message: Message) -> Any:
-    """The JSON of the response, narrowed by ``response_body`` when the rule has one."""
+    """The JSON of the response, narrowed by ``response_body`` when the rule has one.
+
+    A response message without fields (a delete's reply) is ``null``, as in ``{"data": null}``, not an
+    empty object: the contract's clients read it so.
+    """
+    if not message.DESCRIPTOR.fields:
+        return None
     if route.response_body:
         field = message.DESCRIPTOR.fields_by_name[route.response_body]
         whole = to_json(message)
