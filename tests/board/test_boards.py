@@ -13,9 +13,8 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 
 from devstack import StackInfo
-from tests.board.support import BOARD, Person, Team, call, project, team
+from tests.board.support import BOARD, Person, Team, call, project, team, upload
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 NIL = "00000000-0000-0000-0000-000000000000"
 
 
@@ -51,28 +50,6 @@ async def _setup(client: httpx.AsyncClient) -> tuple[Team, str]:
     crew = await team(client)
     created = await project(client, crew.owner, crew.workspace_id)
     return crew, created["projectId"]
-
-
-async def upload(client: httpx.AsyncClient, who: Person, workspace_id: str, entity: str) -> str:
-    """A TEMP attachment of ``who`` (presigned URL, then the PUT to S3)."""
-    ticket = await call(
-        client,
-        "POST",
-        "/api/attachments/presigned-url",
-        who,
-        json={
-            "workspaceId": workspace_id,
-            "fileName": "shot.png",
-            "fileSize": len(PNG),
-            "contentType": "image/png",
-            "entityType": entity,
-        },
-    )
-    async with httpx.AsyncClient(timeout=15) as s3:
-        put = await s3.put(ticket["uploadUrl"], content=PNG, headers={"Content-Type": "image/png"})
-    assert put.status_code == 200, put.text
-    attachment_id: str = ticket["attachmentId"]
-    return attachment_id
 
 
 async def test_board_crud_speaks_option_values(client: httpx.AsyncClient) -> None:

@@ -11,9 +11,7 @@ presence TTL) behind a second gateway (in this process), beside the stack's own 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -29,12 +27,9 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from devstack import StackInfo
-from gateway.app import create_app
-from gateway.settings import GatewaySettings
-from mesh._http import http_server
 from services.board import events
 from tests.board.support import BOARD, USER, Person, Team, call, project, team
-from tests.integration.helpers import extra_service
+from tests.integration.helpers import extra_service, in_process_gateway
 
 # How long a socket must stay silent after the last expected frame to count as "no duplicate".
 QUIET_SECONDS = 1.0
@@ -121,34 +116,6 @@ async def rds(stack: StackInfo) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-@contextlib.asynccontextmanager
-async def second_gateway(stack: StackInfo, board_addr: str) -> AsyncIterator[str]:
-    """Another gateway replica (the real app under uvicorn, in this process); board is ``board_addr``."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    sock.setblocking(False)
-    port = sock.getsockname()[1]
-    addresses = {name: spec.addr for name, spec in stack.services.items() if name != "gateway"}
-    settings = GatewaySettings(
-        state_dir=stack.state_dir, http_port=port, redis_url=stack.redis_url, log_json=False
-    )
-    app = create_app(settings, addresses={**addresses, "board": board_addr})
-    server = http_server(app)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(100):
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        await app.state.gateway.close()
-
-
 @pytest_asyncio.fixture(scope="module")
 async def replica_b(stack: StackInfo) -> AsyncIterator[str]:
     """The base URL of gateway B, whose board calls reach board replica B (not the stack's board)."""
@@ -157,7 +124,7 @@ async def replica_b(stack: StackInfo) -> AsyncIterator[str]:
         "WEALIST_PRESENCE_TTL_SECONDS": str(REPLICA_TTL),
     }
     with extra_service(stack, "board", env) as replica:
-        async with second_gateway(stack, replica.addr) as base:
+        async with in_process_gateway(stack, board=replica.addr) as base:
             yield base
 
 

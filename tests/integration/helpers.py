@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import signal
+import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,9 @@ from wealist.auth.v1 import auth_pb2, auth_pb2_grpc
 
 from devstack import ServiceSpec, StackInfo, build_service_env, free_port
 from devstack.supervisor import REPO_ROOT
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from mesh._http import http_server
 from tests.conftest import STACK_ENV, Mesh
 
 
@@ -146,3 +152,35 @@ def _wait_healthy(service: ExtraService, timeout: float) -> None:
             if time.monotonic() > deadline:
                 pytest.fail(f"{service.spec.name} not healthy after {timeout:.0f} s:\n{service.output()}")
             time.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def in_process_gateway(stack: StackInfo, **backends: str) -> AsyncIterator[str]:
+    """Another gateway replica (the real app under uvicorn, in this process) until the block ends.
+
+    It reaches every backend as the stack runs it, except those named in ``backends`` (workload →
+    host:port, a second replica started with :func:`extra_service`, say). Yields its base URL.
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    sock.setblocking(False)
+    port = sock.getsockname()[1]
+    addresses = {name: spec.addr for name, spec in stack.services.items() if name != "gateway"}
+    settings = GatewaySettings(
+        state_dir=stack.state_dir, http_port=port, redis_url=stack.redis_url, log_json=False
+    )
+    app = create_app(settings, addresses={**addresses, **backends})
+    server = http_server(app)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    for _ in range(100):
+        if server.started:
+            break
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        await app.state.gateway.close()

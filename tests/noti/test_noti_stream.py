@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import statistics
 import time
 import uuid
@@ -26,11 +25,8 @@ import httpx
 import pytest_asyncio
 
 from devstack import StackInfo
-from gateway.app import create_app
-from gateway.settings import GatewaySettings
-from mesh._http import http_server
 from tests.conftest import Mesh
-from tests.integration.helpers import extra_service
+from tests.integration.helpers import extra_service, in_process_gateway
 from tests.noti.support import STREAM, SseClient, create, event, login, metric, streams, wait_metric
 
 log = logging.getLogger(__name__)
@@ -99,39 +95,11 @@ async def test_fan_out_latency_to_many_clients(
     log.info("fan-out, %d streams: %s", len(tokens), _summary(latencies))
 
 
-@contextlib.asynccontextmanager
-async def _in_process_gateway(stack: StackInfo, noti_addr: str) -> AsyncIterator[str]:
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    sock.setblocking(False)
-    port = sock.getsockname()[1]
-    # Every backend as the stack runs it, except noti: the second replica.
-    addresses = {name: spec.addr for name, spec in stack.services.items() if name != "gateway"}
-    settings = GatewaySettings(
-        state_dir=stack.state_dir, http_port=port, redis_url=stack.redis_url, log_json=False
-    )
-    app = create_app(settings, addresses={**addresses, "noti": noti_addr})
-    server = http_server(app)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(100):
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        await app.state.gateway.close()
-
-
 async def test_delivery_across_replicas(client: httpx.AsyncClient, mesh: Mesh, stack: StackInfo) -> None:
     """Created on replica A (the stack's noti), delivered to a client of replica B (another process)."""
     ann = await login(client)
     with extra_service(stack, "noti", {}) as replica:
-        async with _in_process_gateway(stack, replica.addr) as base:
+        async with in_process_gateway(stack, noti=replica.addr) as base:
             async with (
                 httpx.AsyncClient(base_url=base, timeout=10) as via_b,
                 SseClient(via_b, ann.token) as stream,
@@ -255,7 +223,7 @@ async def test_connected_waits_for_the_subscription_on_a_slow_link_to_redis(
         replica = await asyncio.to_thread(starting.__enter__)
         try:
             async with (
-                _in_process_gateway(stack, replica.addr) as base,
+                in_process_gateway(stack, noti=replica.addr) as base,
                 httpx.AsyncClient(base_url=base, timeout=10) as via_b,
             ):
                 started = time.perf_counter()
