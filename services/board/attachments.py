@@ -182,6 +182,7 @@ def attachment_message(row: Attachment, store: ObjectStore) -> common_pb2.Attach
     """The contract's AttachmentFull, with a presigned GET URL as ``fileUrl``."""
     message = common_pb2.Attachment(
         id=str(row.id),
+        attachment_id=str(row.id),
         entity_type=row.entity_type,
         status=row.status,
         file_name=row.file_name,
@@ -211,6 +212,7 @@ def inline_message(
     """An attachment as a project, board or comment embeds it."""
     return common_pb2.AttachmentInline(
         id=str(attachment_id),
+        attachment_id=str(attachment_id),
         file_name=file_name,
         file_url=store.download_url(file_key),
         file_size=file_size,

@@ -115,6 +115,7 @@ def participant_message(row: Participant) -> board_pb2.Participant:
     """The contract's Participant."""
     return board_pb2.Participant(
         id=str(row.id),
+        participant_id=str(row.id),
         board_id=str(row.board_id),
         user_id=str(row.user_id),
         created_at=timestamp(row.created_at),

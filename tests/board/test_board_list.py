@@ -155,6 +155,7 @@ async def test_list_prints_every_field(client: httpx.AsyncClient, stack: StackIn
     def file(ticket: dict[str, Any], name: str) -> dict[str, Any]:
         return {
             "id": ticket["attachmentId"],
+            "attachmentId": ticket["attachmentId"],
             "fileName": name,
             "fileUrl": ticket["fileKey"],
             "fileSize": len(PNG),

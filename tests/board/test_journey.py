@@ -77,6 +77,9 @@ async def test_the_web_clients_board_journey(client: httpx.AsyncClient) -> None:
     assert [p["userId"] for p in detail["participants"]] == [crew.bob.user_id]
     assert [c["content"] for c in detail["comments"]] == ["Looks good"]
     (inline,) = detail["attachments"]
+    # The web client reads attachmentId and participantId in some screens, id in others.
+    assert inline["attachmentId"] == inline["id"] == file_id
+    assert all(p["participantId"] == p["id"] for p in detail["participants"])
     download = await call(client, "GET", f"/api/attachments/{file_id}/download", crew.bob)
     async with httpx.AsyncClient(timeout=15) as s3:
         assert (await s3.get(inline["fileUrl"])).content == PNG

@@ -226,10 +226,13 @@ class Participant(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    PARTICIPANT_ID_FIELD_NUMBER: _builtins.int
     BOARD_ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    participant_id: _builtins.str
+    """The same as id: the web client's type names it participantId."""
     board_id: _builtins.str
     user_id: _builtins.str
     @_builtins.property
@@ -238,13 +241,14 @@ class Participant(_message.Message):
         self,
         *,
         id: _builtins.str = ...,
+        participant_id: _builtins.str = ...,
         board_id: _builtins.str = ...,
         user_id: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["board_id", b"board_id", "created_at", b"created_at", "id", b"id", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["board_id", b"board_id", "created_at", b"created_at", "id", b"id", "participant_id", b"participant_id", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

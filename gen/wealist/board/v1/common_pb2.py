@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dwealist/board/v1/common.proto\x12\x10wealist.board.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb2\x01\n\x10\x41ttachmentInline\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tfile_name\x18\x02 \x01(\t\x12\x10\n\x08\x66ile_url\x18\x03 \x01(\t\x12\x11\n\tfile_size\x18\x04 \x01(\x05\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\x12\x13\n\x0buploaded_by\x18\x06 \x01(\t\x12/\n\x0buploaded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa7\x02\n\nAttachment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0b\x65ntity_type\x18\x02 \x01(\t\x12\x16\n\tentity_id\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x11\n\tfile_name\x18\x05 \x01(\t\x12\x10\n\x08\x66ile_url\x18\x06 \x01(\t\x12\x11\n\tfile_size\x18\x07 \x01(\x05\x12\x14\n\x0c\x63ontent_type\x18\x08 \x01(\t\x12\x13\n\x0buploaded_by\x18\t \x01(\t\x12/\n\x0buploaded_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0c\n\n_entity_idb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dwealist/board/v1/common.proto\x12\x10wealist.board.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc9\x01\n\x10\x41ttachmentInline\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rattachment_id\x18\x08 \x01(\t\x12\x11\n\tfile_name\x18\x02 \x01(\t\x12\x10\n\x08\x66ile_url\x18\x03 \x01(\t\x12\x11\n\tfile_size\x18\x04 \x01(\x05\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\x12\x13\n\x0buploaded_by\x18\x06 \x01(\t\x12/\n\x0buploaded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbe\x02\n\nAttachment\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\rattachment_id\x18\x0c \x01(\t\x12\x13\n\x0b\x65ntity_type\x18\x02 \x01(\t\x12\x16\n\tentity_id\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x11\n\tfile_name\x18\x05 \x01(\t\x12\x10\n\x08\x66ile_url\x18\x06 \x01(\t\x12\x11\n\tfile_size\x18\x07 \x01(\x05\x12\x14\n\x0c\x63ontent_type\x18\x08 \x01(\t\x12\x13\n\x0buploaded_by\x18\t \x01(\t\x12/\n\x0buploaded_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0c\n\n_entity_idb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,7 +34,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'wealist.board.v1.common_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ATTACHMENTINLINE']._serialized_start=85
-  _globals['_ATTACHMENTINLINE']._serialized_end=263
-  _globals['_ATTACHMENT']._serialized_start=266
-  _globals['_ATTACHMENT']._serialized_end=561
+  _globals['_ATTACHMENTINLINE']._serialized_end=286
+  _globals['_ATTACHMENT']._serialized_start=289
+  _globals['_ATTACHMENT']._serialized_end=607
 # @@protoc_insertion_point(module_scope)

@@ -25,6 +25,7 @@ class AttachmentInline(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    ATTACHMENT_ID_FIELD_NUMBER: _builtins.int
     FILE_NAME_FIELD_NUMBER: _builtins.int
     FILE_URL_FIELD_NUMBER: _builtins.int
     FILE_SIZE_FIELD_NUMBER: _builtins.int
@@ -32,6 +33,8 @@ class AttachmentInline(_message.Message):
     UPLOADED_BY_FIELD_NUMBER: _builtins.int
     UPLOADED_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    attachment_id: _builtins.str
+    """The same as id: the web client reads attachmentId in some screens and id in others."""
     file_name: _builtins.str
     file_url: _builtins.str
     """A presigned GET URL (1 hour) for the object in S3."""
@@ -45,6 +48,7 @@ class AttachmentInline(_message.Message):
         self,
         *,
         id: _builtins.str = ...,
+        attachment_id: _builtins.str = ...,
         file_name: _builtins.str = ...,
         file_url: _builtins.str = ...,
         file_size: _builtins.int = ...,
@@ -54,7 +58,7 @@ class AttachmentInline(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["uploaded_at", b"uploaded_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "file_name", b"file_name", "file_size", b"file_size", "file_url", b"file_url", "id", b"id", "uploaded_at", b"uploaded_at", "uploaded_by", b"uploaded_by"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachment_id", b"attachment_id", "content_type", b"content_type", "file_name", b"file_name", "file_size", b"file_size", "file_url", b"file_url", "id", b"id", "uploaded_at", b"uploaded_at", "uploaded_by", b"uploaded_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -67,6 +71,7 @@ class Attachment(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
+    ATTACHMENT_ID_FIELD_NUMBER: _builtins.int
     ENTITY_TYPE_FIELD_NUMBER: _builtins.int
     ENTITY_ID_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
@@ -78,6 +83,8 @@ class Attachment(_message.Message):
     UPLOADED_AT_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
+    attachment_id: _builtins.str
+    """The same as id: the web client reads attachmentId in some screens and id in others."""
     entity_type: _builtins.str
     """PROJECT, BOARD or COMMENT."""
     entity_id: _builtins.str
@@ -101,6 +108,7 @@ class Attachment(_message.Message):
         self,
         *,
         id: _builtins.str = ...,
+        attachment_id: _builtins.str = ...,
         entity_type: _builtins.str = ...,
         entity_id: _builtins.str | None = ...,
         status: _builtins.str = ...,
@@ -114,7 +122,7 @@ class Attachment(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_entity_id", b"_entity_id", "entity_id", b"entity_id", "expires_at", b"expires_at", "uploaded_at", b"uploaded_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_entity_id", b"_entity_id", "content_type", b"content_type", "entity_id", b"entity_id", "entity_type", b"entity_type", "expires_at", b"expires_at", "file_name", b"file_name", "file_size", b"file_size", "file_url", b"file_url", "id", b"id", "status", b"status", "uploaded_at", b"uploaded_at", "uploaded_by", b"uploaded_by"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_entity_id", b"_entity_id", "attachment_id", b"attachment_id", "content_type", b"content_type", "entity_id", b"entity_id", "entity_type", b"entity_type", "expires_at", b"expires_at", "file_name", b"file_name", "file_size", b"file_size", "file_url", b"file_url", "id", b"id", "status", b"status", "uploaded_at", b"uploaded_at", "uploaded_by", b"uploaded_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__entity_id: _TypeAlias = _typing.Literal["entity_id"]  # noqa: Y015
     _WhichOneofArgType__entity_id: _TypeAlias = _typing.Literal["_entity_id", b"_entity_id"]  # noqa: Y015
