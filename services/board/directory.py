@@ -53,7 +53,8 @@ class Directory:
     ) -> dict[uuid.UUID, str | None]:
         """Each user's role in the workspace (OWNER, ADMIN, MEMBER) or ``None`` for a non-member."""
         wanted = list(dict.fromkeys(user_ids))
-        answers = await self._cache.get(workspace_id, wanted)
+        lookup = await self._cache.get(workspace_id, wanted)
+        answers = dict(lookup.answers)
         missing = [user for user in wanted if user not in answers]
         if missing:
             try:
@@ -68,7 +69,7 @@ class Directory:
             fresh: dict[uuid.UUID, str | None] = {
                 uuid.UUID(m.user_id): (m.role or "MEMBER") if m.is_member else None for m in reply.memberships
             }
-            await self._cache.put(workspace_id, fresh)
+            await self._cache.put(workspace_id, fresh, generation=lookup.generation)
             answers.update(fresh)
         return {user: answers.get(user) for user in wanted}
 
