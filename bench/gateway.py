@@ -5,16 +5,21 @@ test-only echo service (tests/gateway/protos), then starts three servers, each i
 
 (a) the echo service on the shared runtime, over mTLS;
 (b) the gateway (uvicorn, uvloop, httptools) routing ``GET /api/svc/echo/api/rooms/{room}/echo`` to (a);
-(c) a bare Starlette app under the same uvicorn settings returning the same JSON.
+(c) a bare Starlette app under the same uvicorn settings returning the same JSON;
+(d) a hand-written Starlette handler for the same route that makes the same gRPC call on the same kind of
+    channel and writes the same JSON: what a proxy written for this one method costs, the generic
+    gateway's natural baseline.
 
 ``EchoService/Echo`` does no I/O, and its user auth is optional, so no token is sent and neither auth,
 user, Redis nor Postgres is needed. The load generator runs in this process, on the same machine: (a)
-on a grpc.aio mTLS channel as the ``gateway`` workload, (b) and (c) on keep-alive HTTP/1.1 connections
-of a minimal asyncio client, so the client's own cost stays small and is the same for (b) and (c). At
-concurrency 1 it makes N sequential calls; at 64 it runs 64 workers for a fixed time. It prints
-requests/s, p50 and p99 of each, then the gateway's p50 overhead at concurrency 1 and (b)/(c) requests/s
-at 64 against the targets. ``--profile`` runs the gateway under cProfile for one extra 64-worker round
-and prints its ten most expensive functions.
+on a grpc.aio mTLS channel as the ``gateway`` workload, (b), (c) and (d) on keep-alive HTTP/1.1
+connections of a minimal asyncio client, so the client's own cost stays small and is the same for each.
+At concurrency 1 it makes N sequential calls; at 64 it runs 64 workers for a fixed time. It prints
+requests/s, p50 and p99 of each; the CPU time each process spent per request at 64 (from /proc, all
+threads), which says where the time goes whatever share of the CPUs each process got; then the
+gateway's p50 overhead at concurrency 1 and (b)/(c) requests/s at 64 against the targets. ``--profile``
+runs the gateway under cProfile for one extra 64-worker round and prints its ten most expensive
+functions.
 
 ``python -m bench.gateway json-print [--boards N]`` times the response printing alone: a kanban listing
 (``ListBoardsResponse`` with N boards, fields set as the board service sets them) printed by
@@ -39,9 +44,11 @@ import tempfile
 import time
 import timeit
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from google.protobuf import json_format
@@ -54,7 +61,7 @@ from starlette.routing import Route as HttpRoute
 from starlette.types import ASGIApp
 from wealist.board.v1 import board_pb2, common_pb2
 
-from bench.load import Call, HttpConnection, Result, concurrent, sequential
+from bench.load import Call, CpuMeter, HttpConnection, Result, concurrent, interleaved
 from gateway.app import create_app
 from gateway.jsonprint import message_to_dict
 from gateway.settings import GatewaySettings
@@ -157,11 +164,54 @@ def bare_app() -> Starlette:
     return Starlette(routes=[HttpRoute("/api/svc/echo/api/rooms/{room}/echo", echo)])
 
 
-# ---- the load generator (bench.load) against the three servers ----
+def proxy_app(state: Path, generated: Path, echo: str) -> Starlette:
+    """The echo route written by hand: path and query to EchoRequest, one gRPC call, the reply as JSON."""
+    pb2, pb2_grpc = import_echo(generated)
+    stubs: list[Any] = []
+
+    async def route(request: Request) -> Response:
+        if not stubs:  # a grpc.aio channel belongs to the loop it is made in: make it on the first call
+            channel = open_channel(echo, workload="echo", tls=load_tls(state, "gateway"), propagate=False)
+            stubs.append(pb2_grpc.EchoServiceStub(channel))
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        query = request.query_params
+        message = pb2.EchoRequest(
+            room=request.path_params["room"], text=query.get("text", ""), count=int(query.get("count", "0"))
+        )
+        reply = await stubs[0].Echo(message, timeout=30, metadata=(("x-request-id", request_id),))
+        data = {
+            "room": reply.room,
+            "text": reply.text,
+            "count": reply.count,
+            "tags": list(reply.tags),
+            "loud": reply.loud,
+            "userId": reply.user_id,
+            "workspaceId": reply.workspace_id,
+        }
+        body = json.dumps({"data": data, "requestId": request_id}, separators=(",", ":")).encode()
+        return Response(body, status_code=201, media_type="application/json")
+
+    return Starlette(routes=[HttpRoute("/api/svc/echo/api/rooms/{room}/echo", route)])
 
 
-async def _measure_http(port: int, count: int, seconds: float) -> dict[int, Result]:
-    connections = [await HttpConnection.open(port, PATH) for _ in range(max(CONCURRENCY))]
+# ---- the load generator (bench.load) against the servers ----
+
+
+@dataclass
+class Target:
+    """One way of making the echo call: one call for c=1, and ``workers()`` for c=64.
+
+    The 64 HTTP connections are opened just before their round: a server closes a keep-alive connection
+    left idle for a few seconds (uvicorn after 5), which they would be through the c=1 turns.
+    """
+
+    one: Call
+    workers: Callable[[], Awaitable[list[Call]]]
+    close: Callable[[], Awaitable[None]]
+
+
+async def _http_target(port: int) -> Target:
+    connections = [await HttpConnection.open(port, PATH)]
 
     def call_on(connection: HttpConnection) -> Call:
         async def call() -> None:
@@ -171,19 +221,19 @@ async def _measure_http(port: int, count: int, seconds: float) -> dict[int, Resu
 
         return call
 
-    try:
-        return {
-            1: await sequential(call_on(connections[0]), count),
-            64: await concurrent([call_on(c) for c in connections], seconds),
-        }
-    finally:
+    async def workers() -> list[Call]:
+        more = [await HttpConnection.open(port, PATH) for _ in range(max(CONCURRENCY))]
+        connections.extend(more)
+        return [call_on(connection) for connection in more]
+
+    async def close() -> None:
         for connection in connections:
             await connection.close()
 
+    return Target(call_on(connections[0]), workers, close)
 
-async def _measure_grpc(
-    state: Path, generated: Path, address: str, count: int, seconds: float
-) -> dict[int, Result]:
+
+def _grpc_target(state: Path, generated: Path, address: str) -> Target:
     pb2, pb2_grpc = import_echo(generated)
     channel = open_channel(address, workload="echo", tls=load_tls(state, "gateway"), propagate=False)
     echo = pb2_grpc.EchoServiceStub(channel).Echo
@@ -192,15 +242,37 @@ async def _measure_grpc(
     async def call() -> object:
         return await echo(request, timeout=10)
 
+    async def workers() -> list[Call]:
+        return [call] * max(CONCURRENCY)  # one channel, as the gateway has one per backend
+
+    return Target(call, workers, channel.close)
+
+
+Measured = tuple[dict[int, Result], dict[str, float]]
+
+
+async def _measure(
+    targets: dict[str, Target], meters: dict[str, CpuMeter], count: int, seconds: float
+) -> dict[str, Measured]:
+    """c=1 for all targets in turns, then c=64 for each in turn with the CPU its processes spent."""
     try:
-        return {1: await sequential(call, count), 64: await concurrent([call] * 64, seconds)}
+        one = await interleaved({name: target.one for name, target in targets.items()}, count)
+        measured = {}
+        for name, target in targets.items():
+            workers = await target.workers()
+            before = meters[name].snapshot()
+            many = await concurrent(workers, seconds)
+            used = meters[name].per_request_us(before, meters[name].snapshot(), many.requests)
+            measured[name] = ({1: one[name], 64: many}, used)
+        return measured
     finally:
-        await channel.close()
+        for target in targets.values():
+            await target.close()
 
 
-async def _same_json(gateway_port: int, bare_port: int) -> bool:
+async def _same_json(*ports: int) -> bool:
     replies = []
-    for port in (gateway_port, bare_port):
+    for port in ports:
         connection = await HttpConnection.open(port, PATH)
         try:
             status, body = await connection.get()
@@ -209,9 +281,10 @@ async def _same_json(gateway_port: int, bare_port: int) -> bool:
         payload = json.loads(body)
         payload.pop("requestId")
         replies.append((status, payload))
-    if replies[0] != replies[1]:
-        sys.stderr.write(f"gateway and bare replies differ: {replies[0]} != {replies[1]}\n")
-    return replies[0] == replies[1]
+    same = all(reply == replies[0] for reply in replies)
+    if not same:
+        sys.stderr.write(f"the servers' replies differ: {replies}\n")
+    return same
 
 
 # ---- orchestration ----
@@ -287,45 +360,95 @@ def _profile_top(path: Path, count: int = 10) -> str:
     return text.getvalue()
 
 
+def _print_cpu(cpu: dict[str, dict[str, float]]) -> None:
+    """CPU microseconds per request at c=64, by process; a dash where the process takes no part."""
+    out = sys.stdout
+    columns = ("load", "gateway", "proxy", "bare", "echo")
+    out.write(f"\nCPU per request at c=64, us (all threads){'':<3}" + "".join(f"{c:>9}" for c in columns))
+    out.write(f"{'total':>9}\n")
+    for name, used in cpu.items():
+        cells = "".join(f"{used[c]:>9.0f}" if c in used else f"{'-':>9}" for c in columns)
+        out.write(f"{name:<44}{cells}{sum(used.values()):>9.0f}\n")
+
+
 async def _bench(args: argparse.Namespace, tmp: Path, generated: Path) -> None:
     state = tmp / "state"
     ensure_dev_pki(state, ["echo", "gateway"])
     common = ["--state", str(state), "--generated", str(generated)]
     with _children() as spawn:
-        _, echo_port = spawn("serve-echo", *common)
+        echo_process, echo_port = spawn("serve-echo", *common)
         echo = f"127.0.0.1:{echo_port}"
         gateway, gateway_port = spawn("serve-gateway", *common, "--echo", echo)
-        _, bare_port = spawn("serve-bare")
-        same = await _same_json(gateway_port, bare_port)
-        direct = await _measure_grpc(state, generated, echo, args.calls, args.seconds)
-        routed = await _measure_http(gateway_port, args.calls, args.seconds)
-        bare = await _measure_http(bare_port, args.calls, args.seconds)
+        proxy, proxy_port = spawn("serve-proxy", *common, "--echo", echo)
+        bare_process, bare_port = spawn("serve-bare")
+        pids = {
+            "echo": echo_process.pid,
+            "gateway": gateway.pid,
+            "proxy": proxy.pid,
+            "bare": bare_process.pid,
+        }
+
+        def meter(*names: str) -> CpuMeter:
+            return CpuMeter({"load": None, **{name: pids[name] for name in names}})
+
+        same = await _same_json(gateway_port, proxy_port, bare_port)
+        measured = await _measure(
+            {
+                "a": _grpc_target(state, generated, echo),
+                "b": await _http_target(gateway_port),
+                "c": await _http_target(bare_port),
+                "d": await _http_target(proxy_port),
+            },
+            {
+                "a": meter("echo"),
+                "b": meter("gateway", "echo"),
+                "c": meter("bare"),
+                "d": meter("proxy", "echo"),
+            },
+            args.calls,
+            args.seconds,
+        )
+        (direct, direct_cpu), (routed, routed_cpu) = measured["a"], measured["b"]
+        (bare, bare_cpu), (handmade, handmade_cpu) = measured["c"], measured["d"]
         out = sys.stdout
         out.write(
-            f"EchoService/Echo (no I/O), loopback; c=1: {args.calls} sequential calls after "
-            f"{max(1, args.calls // 10)} warm-up; c=64: 64 workers for {args.seconds:g} s after a warm-up\n"
+            f"EchoService/Echo (no I/O), loopback; c=1: {args.calls} sequential calls of each after "
+            f"{max(1, args.calls // 10)} warm-up, in 10 turns taken in turn; c=64: 64 workers for "
+            f"{args.seconds:g} s after a warm-up\n"
             f"servers in their own processes; the load generator shares this {os.cpu_count()}-CPU "
             "machine with them\n"
             "HTTP client: minimal asyncio HTTP/1.1, one keep-alive connection per worker "
-            "(same client cost in b and c)\n"
-            f"gateway and bare handler return the same JSON (but requestId): {'yes' if same else 'NO'}\n"
+            "(same client cost in b, c and d)\n"
+            f"gateway, hand-written proxy and bare handler return the same JSON (but requestId): "
+            f"{'yes' if same else 'NO'}\n"
         )
         _print_table(
             {
                 "(a) gRPC direct, mTLS": direct,
                 "(b) gateway, HTTP -> gRPC mTLS": routed,
                 "(c) bare Starlette, same JSON": bare,
+                "(d) hand-written proxy, same call": handmade,
+            }
+        )
+        _print_cpu(
+            {
+                "(a) gRPC direct": direct_cpu,
+                "(b) gateway": routed_cpu,
+                "(c) bare Starlette": bare_cpu,
+                "(d) hand-written proxy": handmade_cpu,
             }
         )
         overhead = routed[1].p50_ms - direct[1].p50_ms
         share = routed[64].requests_per_second / bare[64].requests_per_second
         grpc_share = direct[64].requests_per_second / bare[64].requests_per_second
+        handmade_share = routed[64].requests_per_second / handmade[64].requests_per_second
         out.write(
-            f"gateway overhead at c=1, p50 (b) - (a): {overhead:.3f} ms   target <= {P50_TARGET_MS} ms   "
+            f"\ngateway overhead at c=1, p50 (b) - (a): {overhead:.3f} ms   target <= {P50_TARGET_MS} ms   "
             f"{'MET' if overhead <= P50_TARGET_MS else 'MISSED'}\n"
             f"gateway req/s at c=64, (b) / (c): {share * 100:.0f} %   target >= {RPS_TARGET * 100:.0f} %   "
             f"{'MET' if share >= RPS_TARGET else 'MISSED'}\n"
-            f"(for scale, (a) / (c) req/s at c=64: {grpc_share * 100:.0f} %)\n"
+            f"(for scale, at c=64: (a) / (c) {grpc_share * 100:.0f} %; "
+            f"(b) / (d) {handmade_share * 100:.0f} %, the generic gateway against the hand-written proxy)\n"
         )
         if args.profile:
             _stop(gateway)
@@ -333,7 +456,14 @@ async def _bench(args: argparse.Namespace, tmp: Path, generated: Path) -> None:
             profiled, profiled_port = spawn(
                 "serve-gateway", *common, "--echo", echo, "--profile-out", str(profile)
             )
-            profiled_result = await _measure_http(profiled_port, max(1, args.calls // 10), args.seconds)
+            profiled_result, _ = (
+                await _measure(
+                    {"b": await _http_target(profiled_port)},
+                    {"b": CpuMeter({"load": None})},
+                    max(1, args.calls // 10),
+                    args.seconds,
+                )
+            )["b"]
             _stop(profiled)
             out.write(
                 f"\ngateway under cProfile, c=64: {profiled_result[64].requests_per_second:.0f} req/s "
@@ -422,7 +552,9 @@ def main() -> None:
     """Run the benchmark (no command), the printing micro-benchmark, or one of its servers (``serve-*``)."""
     parser = argparse.ArgumentParser(prog="python -m bench.gateway", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "command", nargs="?", choices=["serve-echo", "serve-gateway", "serve-bare", "json-print"]
+        "command",
+        nargs="?",
+        choices=["serve-echo", "serve-gateway", "serve-proxy", "serve-bare", "json-print"],
     )
     parser.add_argument("--calls", type=int, default=2000, help="sequential calls at concurrency 1")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration at concurrency 64")
@@ -441,6 +573,8 @@ def main() -> None:
         _serve_echo(args.state, args.generated, args.port)
     elif args.command == "serve-gateway":
         _serve_gateway(args.state, args.generated, args.port, args.echo, args.profile_out)
+    elif args.command == "serve-proxy":
+        _uvicorn(proxy_app(args.state, args.generated, args.echo), args.port)
     elif args.command == "serve-bare":
         _uvicorn(bare_app(), args.port)
     else:

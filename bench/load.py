@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 
 class HttpConnection:
@@ -60,6 +62,7 @@ class Result:
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    requests: int
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -74,6 +77,7 @@ def _result(samples: list[float], elapsed: float) -> Result:
         percentile(samples, 0.50) * 1000,
         percentile(samples, 0.95) * 1000,
         percentile(samples, 0.99) * 1000,
+        len(samples),
     )
 
 
@@ -88,6 +92,29 @@ async def sequential(call: Call, count: int) -> Result:
         await call()
         samples.append(time.perf_counter() - started)
     return _result(samples, time.perf_counter() - begun)
+
+
+async def interleaved(calls: Mapping[str, Call], count: int, rounds: int = 10) -> dict[str, Result]:
+    """``count`` sequential calls of each of ``calls``, in ``rounds`` turns taken one after another.
+
+    Sequential latencies on a shared machine drift over seconds; taking turns makes the drift weigh on
+    every variant alike, so their difference holds up from run to run.
+    """
+    for call in calls.values():
+        for _ in range(max(1, count // 10)):
+            await call()
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    elapsed = dict.fromkeys(calls, 0.0)
+    share = max(1, count // rounds)
+    for _ in range(rounds):
+        for name, call in calls.items():
+            begun = time.perf_counter()
+            for _ in range(share):
+                started = time.perf_counter()
+                await call()
+                samples[name].append(time.perf_counter() - started)
+            elapsed[name] += time.perf_counter() - begun
+    return {name: _result(samples[name], elapsed[name]) for name in calls}
 
 
 async def concurrent(calls: list[Call], seconds: float) -> Result:
@@ -106,3 +133,33 @@ async def concurrent(calls: list[Call], seconds: float) -> Result:
     begun = time.perf_counter()
     await asyncio.gather(*(worker(call, begun + seconds, True) for call in calls))
     return _result(samples, time.perf_counter() - begun)
+
+
+class CpuMeter:
+    """CPU seconds that processes spend over a stretch of time, all their threads included.
+
+    Throughput on a shared 2-core machine depends on how the scheduler splits the cores; the CPU each
+    process spends per request does not, so it says where the time goes. Read from /proc (Linux);
+    ``None`` stands for this process.
+    """
+
+    def __init__(self, processes: Mapping[str, int | None]) -> None:
+        self.processes = dict(processes)
+        self._ticks = os.sysconf("SC_CLK_TCK")
+
+    def _seconds(self, pid: int | None) -> float:
+        if pid is None:
+            times = os.times()
+            return times.user + times.system
+        # Fields 14 and 15 (utime, stime), counted after the command name, which may hold spaces.
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / self._ticks
+
+    def snapshot(self) -> dict[str, float]:
+        """CPU seconds used so far, by process name."""
+        return {name: self._seconds(pid) for name, pid in self.processes.items()}
+
+    @staticmethod
+    def per_request_us(before: dict[str, float], after: dict[str, float], requests: int) -> dict[str, float]:
+        """Microseconds of CPU per request, by process name, between two snapshots."""
+        return {name: (after[name] - before[name]) / max(requests, 1) * 1e6 for name in before}

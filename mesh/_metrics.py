@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -48,14 +49,33 @@ class ServerMetrics:
             registry=self.registry,
         )
 
-    def record_start(self, path: str, client_streaming: bool, server_streaming: bool) -> tuple[str, str, str]:
-        """Count a started RPC; returns the label values to pass to ``record_end``."""
+    def for_method(self, path: str, client_streaming: bool, server_streaming: bool) -> MethodMetrics:
+        """The metrics of one method, with its labelled children looked up once rather than per call."""
         service, method = split_method(path)
         labels = (_grpc_type(client_streaming, server_streaming), service, method)
-        self.started.labels(*labels).inc()
-        return labels
+        return MethodMetrics(self, labels)
 
-    def record_end(self, labels: tuple[str, str, str], code: str, seconds: float) -> None:
+
+class MethodMetrics:
+    """The started/handled/latency series of one served method."""
+
+    __slots__ = ("_handled", "_labels", "_metrics", "_seconds", "_started")
+
+    def __init__(self, metrics: ServerMetrics, labels: tuple[str, str, str]) -> None:
+        self._metrics = metrics
+        self._labels = labels
+        self._started = metrics.started.labels(*labels)
+        self._seconds = metrics.handling_seconds.labels(*labels)
+        self._handled: dict[str, Any] = {}
+
+    def start(self) -> None:
+        """Count a started RPC."""
+        self._started.inc()
+
+    def end(self, code: str, seconds: float) -> None:
         """Count a finished RPC with its status code name (``OK``, ``NOT_FOUND``...)."""
-        self.handled.labels(*labels, code).inc()
-        self.handling_seconds.labels(*labels).observe(seconds)
+        handled = self._handled.get(code)
+        if handled is None:
+            handled = self._handled[code] = self._metrics.handled.labels(*self._labels, code)
+        handled.inc()
+        self._seconds.observe(seconds)

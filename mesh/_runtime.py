@@ -23,7 +23,7 @@ from mesh._access import access_table
 from mesh._channels import Channels
 from mesh._http import bind, http_app, http_server
 from mesh._identity import TlsMaterial, load_tls
-from mesh._interceptors import MeshInterceptor
+from mesh._interceptors import ChainedServer, MeshChain
 from mesh._metrics import ServerMetrics
 from mesh._redis import redis_client
 from mesh._settings import MeshSettings
@@ -94,7 +94,7 @@ class Runtime:
         """Serve until SIGTERM/SIGINT or ``request_stop()``, then stop gracefully."""
         settings = self.settings
         table = access_table(h.service for h in hosted)
-        interceptor = MeshInterceptor(
+        chain = MeshChain(
             table=table,
             metrics=self.metrics,
             verifier=self.verifier,
@@ -102,7 +102,7 @@ class Runtime:
             namespace=settings.namespace,
             default_deadline=settings.default_deadline_seconds,
         )
-        server = grpc.aio.server(interceptors=[interceptor], options=[("grpc.so_reuseport", 0)])
+        server = ChainedServer(grpc.aio.server(options=[("grpc.so_reuseport", 0)]), chain)
         for item in hosted:
             item.register(server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
