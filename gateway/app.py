@@ -193,7 +193,9 @@ class Gateway:
             if route.user is UserAuth.REQUIRED:
                 raise Refused(HttpError(401, "TOKEN_MISSING", "an access token is required"))
             return None
-        await self.verifier.verify(token, expected_type="access")
+        await self.verifier.verify(
+            token, expected_type="access", closed_account_allowed=route.closed_account_allowed
+        )
         return token
 
     def deadline(self, route: Route, header: str | None) -> float | None:

@@ -51,6 +51,8 @@ class Route:
     stream: int
     sse_event: str
     user: UserAuth
+    # The method restores a deleted account, so that account's token may still reach it.
+    closed_account_allowed: bool
     # Request fields set from the path or the whole/partial body: the query may not override them.
     bound: frozenset[str]
 
@@ -129,6 +131,7 @@ def build_routes(services: Iterable[ServiceDescriptor]) -> list[Route]:
                         stream=rest.stream,
                         sse_event=rest.sse_event or "message",
                         user=access.user,
+                        closed_account_allowed=access.closed_account_allowed,
                         bound=frozenset(bound),
                     )
                 )

@@ -40,7 +40,16 @@ from mesh._pubsub import ChannelHub, Subscriber
 from mesh._redis import redis_client
 from mesh._runtime import Hosted, RemoteJwks, Runtime, run
 from mesh._settings import DEFAULT_PORTS, WORKLOADS, MeshSettings
-from mesh._tokens import JwksSource, TokenVerifier, UserClaims, blacklist_key, revoke
+from mesh._tokens import (
+    JwksSource,
+    TokenVerifier,
+    UserClaims,
+    account_closed_key,
+    blacklist_key,
+    close_account,
+    reopen_account,
+    revoke,
+)
 
 __all__ = [
     "DEBUG_WORKLOAD",
@@ -76,9 +85,11 @@ __all__ = [
     "accept_stream",
     "accepts_stream_itself",
     "access_table",
+    "account_closed_key",
     "all_files",
     "all_services",
     "blacklist_key",
+    "close_account",
     "configure_logging",
     "current_call",
     "current_user",
@@ -93,6 +104,7 @@ __all__ = [
     "open_channel",
     "pki_paths",
     "redis_client",
+    "reopen_account",
     "revoke",
     "run",
     "run_migrations_env",

@@ -37,6 +37,8 @@ class MethodAccess:
     idempotent: bool
     client_streaming: bool
     server_streaming: bool
+    # Serves the user of a deleted account too (restoring it); every other method refuses such a user.
+    closed_account_allowed: bool = False
 
     def allows(self, workload: str | None) -> bool:
         """Whether a caller with this workload identity may call the method."""
@@ -92,6 +94,7 @@ def method_access(method: MethodDescriptor) -> MethodAccess:
         idempotent=level in (MethodOptions.NO_SIDE_EFFECTS, MethodOptions.IDEMPOTENT),
         client_streaming=method.client_streaming,
         server_streaming=method.server_streaming,
+        closed_account_allowed=access.closed_account_allowed,
     )
 
 

@@ -323,7 +323,9 @@ class MeshChain:
             return None
         if self.verifier is None:
             raise Unauthenticated("this server cannot verify user tokens", code="TOKEN_UNVERIFIABLE")
-        return await self.verifier.verify(token, expected_type="access")
+        return await self.verifier.verify(
+            token, expected_type="access", closed_account_allowed=access.closed_account_allowed
+        )
 
     def wrap(self, path: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
         """``handler`` of the method ``path`` with the chain around it."""

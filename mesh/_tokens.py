@@ -14,7 +14,10 @@ against that JWKS and against the revocation list in Redis, in this order, each 
 5. ``iss`` (``TOKEN_WRONG_ISSUER``), ``exp`` (``TOKEN_EXPIRED``), ``sub`` (``TOKEN_MALFORMED``),
    ``type`` — access and refresh tokens are not interchangeable (``TOKEN_WRONG_TYPE``);
 6. the blacklist: Redis holds :func:`blacklist_key` of a revoked token until it would have expired
-   (``TOKEN_REVOKED``).
+   (``TOKEN_REVOKED``);
+7. the account: Redis holds :func:`account_closed_key` of a deleted account until it is restored, and
+   its tokens are refused (``ACCOUNT_CLOSED``) except by the methods that restore it. Read in the same
+   round trip as the blacklist.
 
 The JOSE work (base64url, header checks, RSASSA-PKCS1-v1_5 verification) is done by ``joserfc``, the JOSE
 library of the Authlib project that ``authlib.jose`` (deprecated since Authlib 1.7) points to.
@@ -51,9 +54,12 @@ __all__ = [
     "TokenType",
     "TokenVerifier",
     "UserClaims",
+    "account_closed_key",
     "blacklist_key",
+    "close_account",
     "parse_jwks",
     "peek_header",
+    "reopen_account",
     "revocation_ttl_ms",
     "revoke",
     "revoke_once",
@@ -67,6 +73,8 @@ ALGORITHM = "RS256"
 DEFAULT_ISSUER = "wealist-auth-service"
 #: Prefix of the Redis keys that mark a revoked token.
 BLACKLIST_PREFIX = "auth:revoked:"
+#: Prefix of the Redis keys that mark a deleted account.
+ACCOUNT_CLOSED_PREFIX = "auth:account-closed:"
 #: Smallest RSA modulus accepted from a JWKS (NIST SP 800-131A).
 MIN_RSA_BITS = 2048
 
@@ -112,6 +120,24 @@ def blacklist_key(token: str) -> str:
     ``KEYS``/``MONITOR`` output and RDB dumps.
     """
     return BLACKLIST_PREFIX + hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def account_closed_key(user_id: str) -> str:
+    """The Redis key marking the account ``user_id`` as deleted."""
+    return ACCOUNT_CLOSED_PREFIX + user_id
+
+
+async def close_account(redis_client: redis.asyncio.Redis, user_id: str) -> None:
+    """Refuse the tokens of ``user_id`` everywhere but where it is restored, until :func:`reopen_account`.
+
+    No expiry: a refresh token outlives any access token, and the account stays deleted until restored.
+    """
+    await redis_client.set(account_closed_key(user_id), b"1")
+
+
+async def reopen_account(redis_client: redis.asyncio.Redis, user_id: str) -> None:
+    """Accept the tokens of ``user_id`` again (its account was restored)."""
+    await redis_client.delete(account_closed_key(user_id))
 
 
 def revocation_ttl_ms(
@@ -265,16 +291,24 @@ class TokenVerifier:
         self._last_attempt: float | None = None
         self._inflight: asyncio.Task[None] | None = None
 
-    async def verify(self, token: str, *, expected_type: TokenType = "access") -> UserClaims:
-        """Verify ``token`` completely, blacklist included; the claims, or ``Unauthenticated``."""
+    async def verify(
+        self, token: str, *, expected_type: TokenType = "access", closed_account_allowed: bool = False
+    ) -> UserClaims:
+        """Verify ``token`` completely, blacklist and account included; the claims, or ``Unauthenticated``.
+
+        ``closed_account_allowed`` is for the methods that restore a deleted account, which its own
+        token must still reach.
+        """
         claims = await self.verify_stateless(token, expected_type=expected_type)
         try:
-            revoked = await self._redis.exists(blacklist_key(token))
+            revoked, closed = await self._redis.mget(blacklist_key(token), account_closed_key(claims.user_id))
         except redis.exceptions.RedisError as error:
             # Fail closed: without the blacklist a logged-out token would pass.
             raise Unavailable("token blacklist unavailable") from error
-        if revoked:
+        if revoked is not None:
             raise _fail("TOKEN_REVOKED", "token has been revoked")
+        if closed is not None and not closed_account_allowed:
+            raise _fail("ACCOUNT_CLOSED", "the account has been deleted")
         return claims
 
     async def verify_stateless(self, token: str, *, expected_type: TokenType = "access") -> UserClaims:

@@ -18,7 +18,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from minio import Minio
 from wealist.user.v1 import internal_pb2, internal_pb2_grpc, user_pb2, user_pb2_grpc
 
-from mesh import Database, InvalidField, current_user, invalidate_memberships
+from mesh import (
+    Database,
+    InvalidField,
+    close_account,
+    current_user,
+    invalidate_memberships,
+    reopen_account,
+)
 from services.user import service
 from services.user.models import (
     ROLE_OWNER,
@@ -220,10 +227,16 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
     async def DeleteMyUser(
         self, request: user_pb2.DeleteMyUserRequest, context: Context
     ) -> user_pb2.DeleteMyUserResponse:
-        """Soft-delete the caller's account."""
+        """Soft-delete the caller's account, and refuse its tokens everywhere but RestoreUser.
+
+        The mark goes to Redis before the commit: if Redis fails, nothing is deleted. Should the commit
+        fail after it, the account is still active but its tokens reach RestoreUser only, which then
+        finds it active and clears the mark.
+        """
         user_id = _caller()
         async with self.database.unit_of_work() as session:
             await service.delete(session, user_id=user_id)
+            await close_account(self.redis, str(user_id))
         return user_pb2.DeleteMyUserResponse(message="User deleted successfully")
 
     async def GetUser(self, request: user_pb2.GetUserRequest, context: Context) -> user_pb2.GetUserResponse:
@@ -251,10 +264,13 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
     async def RestoreUser(
         self, request: user_pb2.RestoreUserRequest, context: Context
     ) -> user_pb2.RestoreUserResponse:
-        """Restore the caller's own soft-deleted account."""
+        """Restore the caller's own soft-deleted account, and accept its tokens again."""
         caller, user_id = _caller(), service.parse_user_id(request.user_id)
         async with self.database.unit_of_work() as session:
             user = await service.restore(session, caller_id=caller, user_id=user_id)
+        # After the commit (and also for an account found active): a failure here leaves the mark, and
+        # calling RestoreUser again clears it.
+        await reopen_account(self.redis, str(user_id))
         return user_pb2.RestoreUserResponse(user=user_message(user))
 
     # --- workspaces -----------------------------------------------------------------------------------

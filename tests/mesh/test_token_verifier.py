@@ -25,9 +25,12 @@ from mesh._errors import Unauthenticated, Unavailable
 from mesh._tokens import (
     BLACKLIST_PREFIX,
     TokenVerifier,
+    account_closed_key,
     blacklist_key,
+    close_account,
     parse_jwks,
     peek_header,
+    reopen_account,
     revoke,
     revoke_once,
 )
@@ -331,6 +334,28 @@ async def test_revoke_once_claims_exactly_once(
     )
 
     assert sorted(results) == [False] * 9 + [True]
+
+
+async def test_a_closed_accounts_tokens_reach_only_the_methods_that_reopen_it(
+    verifier: TokenVerifier, issuer: TokenIssuer, rds: redis.asyncio.Redis, clock: FakeClock
+) -> None:
+    other = str(uuid.uuid4())
+    pair = issuer.issue_pair(user_id=USER, email=None)
+    bystander = issuer.issue_pair(user_id=other, email=None)
+
+    await close_account(rds, USER)
+
+    await _refused(verifier, pair.access_token, "ACCOUNT_CLOSED")
+    assert (await verifier.verify(pair.access_token, closed_account_allowed=True)).user_id == USER
+    assert (await verifier.verify(bystander.access_token)).user_id == other
+    # A logged-out token stays refused even where a closed account is let in.
+    await revoke(rds, pair.access_token, expires_at=pair.access_expires_at, clock=clock)
+    await _refused(verifier, pair.access_token, "TOKEN_REVOKED", closed_account_allowed=True)
+
+    await reopen_account(rds, USER)
+
+    assert await rds.exists(account_closed_key(USER)) == 0
+    assert (await verifier.verify(pair.refresh_token, expected_type="refresh")).user_id == USER
 
 
 async def test_redis_down_fails_closed(jwks: CountingJwks, issuer: TokenIssuer, clock: FakeClock) -> None:

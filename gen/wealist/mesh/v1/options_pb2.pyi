@@ -111,7 +111,12 @@ class Access(_message.Message):
 
     CALLERS_FIELD_NUMBER: _builtins.int
     USER_FIELD_NUMBER: _builtins.int
+    CLOSED_ACCOUNT_ALLOWED_FIELD_NUMBER: _builtins.int
     user: Global___UserAuth.ValueType
+    closed_account_allowed: _builtins.bool
+    """The method also serves the user of a deleted account (restoring it). Every other method refuses the
+    tokens of a deleted account, the gateway and the services alike, until it is restored.
+    """
     @_builtins.property
     def callers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Workload identities allowed to call, by service account name: "gateway", "auth", "board", ...
@@ -123,10 +128,11 @@ class Access(_message.Message):
         *,
         callers: _abc.Iterable[_builtins.str] | None = ...,
         user: Global___UserAuth.ValueType = ...,
+        closed_account_allowed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["callers", b"callers", "user", b"user"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callers", b"callers", "closed_account_allowed", b"closed_account_allowed", "user", b"user"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
