@@ -11,7 +11,6 @@ was done. Any other value of it is ignored.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import time
@@ -39,6 +38,7 @@ from wealist.mesh.v1 import options_pb2
 
 from gateway import docs, streams
 from gateway.errors import HttpError, Refused, from_rpc_error, from_status
+from gateway.jsonprint import encode
 from gateway.metadata import grpc_timeout, http_code, outgoing_metadata
 from gateway.openapi import build_openapi
 from gateway.redact import redact_uvicorn_logs
@@ -81,7 +81,7 @@ def split_prefix(path: str) -> tuple[str, str] | None:
 
 
 def _json(body: Any, status: int, headers: Mapping[str, str]) -> Response:
-    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    payload = encode(body)
     return Response(payload, status_code=status, media_type="application/json", headers=dict(headers))
 
 

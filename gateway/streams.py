@@ -26,6 +26,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway.errors import Refused, from_rpc_error
+from gateway.jsonprint import encode
 from gateway.metadata import outgoing_metadata
 from gateway.transcode import build_request, merge_json, response_payload
 from mesh import MeshError
@@ -49,7 +50,7 @@ def _token(request: Request | WebSocket) -> str | None:
 
 
 def _event(name: str, data: Any) -> bytes:
-    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False, separators=(',', ':'))}\n\n".encode()
+    return b"event: " + name.encode() + b"\ndata: " + encode(data) + b"\n\n"
 
 
 async def sse(
@@ -135,7 +136,7 @@ async def websocket(gateway: Gateway, backend: Backend, values: Mapping[str, str
         reader = asyncio.create_task(_ignore_frames(socket))
     try:
         async for reply in call:
-            await socket.send_text(json.dumps(response_payload(route, reply), ensure_ascii=False))
+            await socket.send_text(encode(response_payload(route, reply)).decode())
         await socket.close(code=1000)
     except grpc.aio.AioRpcError as error:
         if error.code() is not grpc.StatusCode.CANCELLED:

@@ -43,7 +43,7 @@ from hypothesis import strategies as st
 from wealist.board.v1 import board_pb2
 
 from gateway import jsonprint
-from gateway.jsonprint import message_to_dict, printer_for, printer_of
+from gateway.jsonprint import encode, message_to_dict, printer_for, printer_of
 from mesh import all_services
 from mesh._descriptors import all_files
 
@@ -161,6 +161,8 @@ def assert_same(message: Message) -> None:
         return
     assert _dumps(printer_of(message)(message)) == _dumps(expected)
     assert _dumps(message_to_dict(message)) == _dumps(expected)
+    # What the gateway writes reads back as the same document, key order included.
+    assert _dumps(json.loads(encode(message_to_dict(message)))) == _dumps(expected)
 
 
 # ---- hypothesis: a message of any type ----
@@ -648,6 +650,25 @@ def test_types_of_one_name_from_another_pool_are_not_confused(kinds: tuple[Modul
     cls = message_factory.GetMessageClass(pool.FindMessageTypeByName("meshtest.v1.Scalars"))
     assert _printed(cls(only="x")) == {"only": "x"}
     assert _printed(pb2.Scalars())["int32Value"] == 0
+
+
+def test_encode_writes_what_json_writes() -> None:
+    document = {
+        "text": 'é \u2028 \x00 "q"',
+        "n": [0, -1, 2**63 - 1, 1.5, 1e-05, -0.0],
+        "ok": True,
+        "none": None,
+    }
+    assert json.loads(encode(document)) == document
+    assert encode({"b": 1, "a": 2}) == b'{"b":1,"a":2}'  # compact, and in the document's order
+    assert encode("é") == '"é"'.encode()  # UTF-8, not \u escapes
+
+
+def test_encode_survives_a_lone_surrogate() -> None:
+    # Only a client's own JSON escape can bring one in; it must not turn the reply into a 500.
+    written = encode({"error": {"message": "bad \ud800 field"}})
+    assert written == b'{"error":{"message":"bad \\ud800 field"}}'
+    assert json.loads(written) == {"error": {"message": "bad \ud800 field"}}
 
 
 def test_printers_are_compiled_once() -> None:
