@@ -30,7 +30,7 @@ import psycopg
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 
-from bench.load import Call, HttpConnection, Result, concurrent
+from bench.load import Call, CpuMeter, HttpConnection, Result, concurrent
 from devstack import Stack, StackInfo, pick_port_offset
 from services.board import boards
 
@@ -97,8 +97,15 @@ async def _seed(info: StackInfo, boards: int) -> tuple[str, str, str]:
 
 
 async def _through_gateway(
-    info: StackInfo, token: str, project: str, boards: int, *, concurrency: int, seconds: float
-) -> Result:
+    info: StackInfo,
+    token: str,
+    project: str,
+    boards: int,
+    *,
+    concurrency: int,
+    seconds: float,
+    meter: CpuMeter,
+) -> tuple[Result, dict[str, float]]:
     port = int(info.services["gateway"].http_base.rsplit(":", 1)[1])
     path = f"{BOARD}/api/boards/project/{project}"
     headers = {"Authorization": f"Bearer {token}"}
@@ -116,7 +123,9 @@ async def _through_gateway(
         status, body = await connections[0].get()
         if status != 200 or body.count(b'"boardId"') != boards:
             raise RuntimeError(f"the listing is not the {boards} boards: HTTP {status}")
-        return await concurrent([call_on(c) for c in connections], seconds)
+        before = meter.snapshot()
+        result = await concurrent([call_on(c) for c in connections], seconds)
+        return result, meter.per_request_us(before, meter.snapshot(), result.requests)
     finally:
         for connection in connections:
             await connection.close()
@@ -159,7 +168,11 @@ def main() -> None:
             token, _, project = asyncio.run(_seed(info, args.boards))
             load = {"concurrency": args.concurrency, "seconds": args.seconds}
             direct = asyncio.run(_straight_to_postgres(info, project, **load))
-            routed = asyncio.run(_through_gateway(info, token, project, args.boards, **load))
+            pids = stack.supervisor.pids()
+            meter = CpuMeter({"load": None, **{name: pids[name] for name in ("gateway", "board", "user")}})
+            routed, cpu = asyncio.run(
+                _through_gateway(info, token, project, args.boards, **load, meter=meter)
+            )
     out = sys.stdout
     out.write(
         f"GET /api/boards/project/{{id}}: {args.boards} boards (custom fields, 2 participants each), "
@@ -177,6 +190,9 @@ def main() -> None:
     out.write(
         f"(b)/(a) requests/s: {routed.requests_per_second / direct.requests_per_second * 100:.0f} %   "
         f"p95 (b)/(a): {routed.p95_ms / direct.p95_ms:.1f}x\n"
+        "CPU per request in (b), us (all threads; Postgres and Redis not counted): "
+        + ", ".join(f"{name} {used:.0f}" for name, used in cpu.items())
+        + "\n"
     )
 
 
