@@ -1,11 +1,19 @@
-"""``python -m services.auth``: the auth service."""
+"""``python -m services.auth``: the auth service; ``... rotate-key [--now]`` rotates its signing key.
+
+Rotating makes a new signing key in the key folder. It is published at once and signs 10 s later
+(``ACTIVATION_DELAY``), by when every verifier can have it; ``--now`` skips the wait, for a leaked key. The
+previous key stays published until every token it signed has expired. Running auth processes take the
+change up within a second: nothing restarts and nobody is logged out.
+"""
 
 from __future__ import annotations
+
+import sys
 
 from wealist.auth.v1 import auth_pb2, auth_pb2_grpc
 
 from mesh import Hosted, Runtime, TokenVerifier, configure_logging, run
-from services.auth.keys import KeyRing
+from services.auth.keys import ACTIVATION_DELAY, KeyRing
 from services.auth.servicer import AuthServicer
 from services.auth.settings import AuthSettings
 from services.auth.tokens import TokenIssuer, TokenService
@@ -51,9 +59,25 @@ async def serve(runtime: Runtime) -> None:
     )
 
 
+def rotate_key(settings: AuthSettings, *, now: bool) -> str:
+    """Rotate the key ring in the state folder; the new key's kid."""
+    if settings.signing_key_pem is not None:
+        raise SystemExit(
+            "the signing key comes from AUTH_SIGNING_KEY_PEM: rotate it by replacing that secret"
+        )
+    return load_keys(settings).rotate(activate_after=0.0 if now else ACTIVATION_DELAY).kid
+
+
 def main() -> None:
-    """Entry point."""
+    """Entry point: serve, or ``rotate-key``."""
     settings = AuthSettings()
+    arguments = sys.argv[1:]
+    if arguments in (["rotate-key"], ["rotate-key", "--now"]):
+        kid = rotate_key(settings, now=arguments[1:] == ["--now"])
+        sys.stdout.write(f"new signing key: {kid}\n")
+        return
+    if arguments:
+        raise SystemExit("usage: python -m services.auth [rotate-key [--now]]")
     configure_logging(settings.workload, level=settings.log_level, json_lines=settings.log_json)
     run(settings, serve)
 

@@ -16,6 +16,10 @@ characters (96 bits). Derived from the key itself, the kid needs no coordination
 same PEM (a Kubernetes Secret) publish the same kid; a rotated key can never reuse an old kid; and it
 reveals nothing but a hash of the public key.
 
+A ring kept in a folder follows the folder: when another process rotates it (``python -m services.auth
+rotate-key``, or another replica), the index changes and every running auth re-reads it within a second,
+so a rotation needs no restart. Verifiers elsewhere learn the new ``kid`` by refetching the JWKS.
+
 In production the key usually comes from the environment instead (:meth:`KeyRing.from_pem`).
 """
 
@@ -26,7 +30,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,7 +41,7 @@ from joserfc.jwk import RSAKey
 
 from mesh._tokens import ALGORITHM
 
-__all__ = ["DEFAULT_RETIRE_AFTER_SECONDS", "KEY_BITS", "KeyRing", "SigningKey"]
+__all__ = ["ACTIVATION_DELAY", "DEFAULT_RETIRE_AFTER_SECONDS", "KEY_BITS", "KeyRing", "SigningKey"]
 
 KEY_BITS = 2048
 KID_LENGTH = 16
@@ -46,6 +50,12 @@ DEFAULT_RETIRE_AFTER_SECONDS = 604_800
 _INDEX = "keys.json"
 _LOCK = ".lock"
 _INDEX_VERSION = 1
+#: How often a persisted ring looks whether another process changed its index (seconds).
+RELOAD_CHECK_SECONDS = 1.0
+#: How long a rotated key is published before it signs. A verifier refetches the JWKS for an unknown kid
+#: at most every 5 s (mesh/_tokens.py); auth replicas see the folder within RELOAD_CHECK_SECONDS. Any
+#: verifier then either fetched after the key was published, or may refetch when its first token comes.
+ACTIVATION_DELAY = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +68,9 @@ class SigningKey:
     created_at: float
     retired_at: float | None = None
     """When it stopped signing (a newer key took over); ``None`` for the current signing key."""
+    signs_from: float | None = None
+    """When it starts signing, when that is after ``created_at``: a rotated key is published a few
+    seconds before it signs, so that every verifier has it by the time a token names it."""
     jwk: dict[str, str] = field(default_factory=dict, compare=False)
     """The public JWK as published."""
 
@@ -69,6 +82,7 @@ class SigningKey:
         kid: str | None,
         created_at: float,
         retired_at: float | None = None,
+        signs_from: float | None = None,
     ) -> SigningKey:
         """Wrap a ``cryptography`` RSA private key; ``kid`` defaults to the shortened RFC 7638 thumbprint."""
         if private.key_size < KEY_BITS:
@@ -79,7 +93,9 @@ class SigningKey:
         public = key.as_dict(private=False)
         jwk = {"kty": "RSA", "use": "sig", "alg": ALGORITHM, "kid": kid}
         jwk |= {"n": str(public["n"]), "e": str(public["e"])}
-        return cls(kid=kid, key=key, created_at=created_at, retired_at=retired_at, jwk=jwk)
+        return cls(
+            kid=kid, key=key, created_at=created_at, retired_at=retired_at, signs_from=signs_from, jwk=jwk
+        )
 
     def pem(self) -> bytes:
         """The private key as unencrypted PKCS#8 PEM."""
@@ -97,10 +113,9 @@ def _load_pem(pem: bytes) -> rsa.RSAPrivateKey:
     return private
 
 
-def _generate(created_at: float) -> SigningKey:
-    return SigningKey.from_private_key(
-        rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS), kid=None, created_at=created_at
-    )
+def _generate(created_at: float, signs_from: float | None = None) -> SigningKey:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
+    return SigningKey.from_private_key(private, kid=None, created_at=created_at, signs_from=signs_from)
 
 
 class KeyRing:
@@ -121,6 +136,9 @@ class KeyRing:
         self.retire_after_seconds = retire_after_seconds
         self.directory = directory
         self._clock = clock
+        # What the index looked like when this ring last read or wrote it, and when to look again.
+        self._index_seen = _index_stamp(directory) if directory is not None else None
+        self._next_look = clock() + RELOAD_CHECK_SECONDS
 
     # --- construction ---------------------------------------------------------------------------------
 
@@ -169,11 +187,18 @@ class KeyRing:
 
     @property
     def current(self) -> SigningKey:
-        """The key that signs new tokens."""
-        return self._keys[-1]
+        """The key that signs new tokens: the newest one whose time to sign has come."""
+        self._follow_folder()
+        now = self._clock()
+        for key in reversed(self._keys):
+            if key.signs_from is None or key.signs_from <= now:
+                return key
+        return self._keys[0]
 
     def published(self) -> list[SigningKey]:
-        """The keys verifiers must know, current first: the signing key and those retired recently enough."""
+        """The keys verifiers must know, newest first: one about to sign, the signing key, those retired
+        recently enough."""
+        self._follow_folder()
         now, grace = self._clock(), self.retire_after_seconds
         live = [k for k in self._keys if k.retired_at is None or now < k.retired_at + grace]
         return live[::-1]
@@ -186,23 +211,45 @@ class KeyRing:
         """:class:`mesh._tokens.JwksSource` for auth's own verifier: the JWKS, without a network hop."""
         return self.jwks()
 
-    def rotate(self) -> SigningKey:
-        """Make a new signing key; the previous one retires now (still published for a while).
+    def _follow_folder(self) -> None:
+        """Take up a rotation another process wrote to the folder (looked at most once a second)."""
+        if self.directory is None:
+            return
+        now = self._clock()
+        if now < self._next_look:
+            return
+        self._next_look = now + RELOAD_CHECK_SECONDS
+        if _index_stamp(self.directory) == self._index_seen:
+            return
+        with _locked(self.directory):
+            keys = _read_ring(self.directory, known=self._keys)
+            self._index_seen = _index_stamp(self.directory)
+        if keys and keys[-1].retired_at is None:
+            self._keys = keys
+
+    def rotate(self, *, activate_after: float = 0.0) -> SigningKey:
+        """Make a new signing key; the previous one retires when it takes over (still published a while).
+
+        With ``activate_after`` the new key is published at once but signs only that many seconds later:
+        long enough, and verifiers have it before any token names it (see ``ACTIVATION_DELAY``). A key
+        that must go at once (leaked) is rotated with 0.
 
         A persisted ring re-reads the index under the lock first, so a rotation done by another process
         sharing the folder is not lost. Keys retired long enough are dropped (and their files deleted).
         """
         now = self._clock()
-        new = _generate(now)
+        takes_over = now + activate_after
+        new = _generate(now, signs_from=takes_over if activate_after > 0 else None)
         if self.directory is None:
-            keys, _ = _prune([*_retire(self._keys, now), new], now, self.retire_after_seconds)
+            keys, _ = _prune([*_retire(self._keys, takes_over), new], now, self.retire_after_seconds)
         else:
             with _locked(self.directory):
                 on_disk = _read_ring(self.directory) or self._keys
                 _write_key(self.directory, new)
-                keys, dropped = _prune([*_retire(on_disk, now), new], now, self.retire_after_seconds)
+                keys, dropped = _prune([*_retire(on_disk, takes_over), new], now, self.retire_after_seconds)
                 _write_index(self.directory, keys)
                 _delete_keys(self.directory, dropped)
+                self._index_seen = _index_stamp(self.directory)
         self._keys = keys
         return new
 
@@ -218,6 +265,7 @@ class KeyRing:
                 if dropped_on_disk:
                     _write_index(self.directory, keys)
                     _delete_keys(self.directory, dropped_on_disk)
+                self._index_seen = _index_stamp(self.directory)
             kids += [k.kid for k in dropped_on_disk if k.kid not in kids]
         self._keys = keys
         return kids
@@ -252,8 +300,22 @@ def _prune(
     return kept, dropped
 
 
-def _read_ring(directory: Path) -> list[SigningKey]:
-    """The keys listed in the index, oldest first; ``[]`` when there is no index yet."""
+def _index_stamp(directory: Path) -> tuple[int, int] | None:
+    """Identity and modification time of the index (it is replaced by a rename on every write)."""
+    try:
+        status = (directory / _INDEX).stat()
+    except FileNotFoundError:
+        return None
+    return status.st_ino, status.st_mtime_ns
+
+
+def _read_ring(directory: Path, *, known: Sequence[SigningKey] = ()) -> list[SigningKey]:
+    """The keys listed in the index, oldest first; ``[]`` when there is no index yet.
+
+    Keys already in ``known`` are taken from there (their retirement from the index) rather than imported
+    from their PEM files again.
+    """
+    loaded = {k.kid: k for k in known}
     index = directory / _INDEX
     try:
         data = json.loads(index.read_bytes())
@@ -265,14 +327,20 @@ def _read_ring(directory: Path) -> list[SigningKey]:
     keys: list[SigningKey] = []
     for entry in data["keys"]:
         kid = str(entry["kid"])
+        retired_at, signs_from = entry.get("retired_at"), entry.get("signs_from")
+        retired = None if retired_at is None else float(retired_at)
+        signs = None if signs_from is None else float(signs_from)
+        if kid in loaded:
+            keys.append(replace(loaded[kid], retired_at=retired, signs_from=signs))
+            continue
         pem = (directory / f"{kid}.pem").read_bytes()
-        retired_at = entry.get("retired_at")
         keys.append(
             SigningKey.from_private_key(
                 _load_pem(pem),
                 kid=kid,
                 created_at=float(entry["created_at"]),
-                retired_at=None if retired_at is None else float(retired_at),
+                retired_at=retired,
+                signs_from=signs,
             )
         )
     return keys
@@ -289,11 +357,18 @@ def _write_key(directory: Path, key: SigningKey) -> SigningKey:
     return key
 
 
+def _index_entry(key: SigningKey) -> dict[str, Any]:
+    entry: dict[str, Any] = {"kid": key.kid, "created_at": key.created_at, "retired_at": key.retired_at}
+    if key.signs_from is not None:
+        entry["signs_from"] = key.signs_from
+    return entry
+
+
 def _write_index(directory: Path, keys: list[SigningKey]) -> None:
     """Replace ``keys.json`` atomically (write a temporary file, fsync, rename)."""
     document = {
         "version": _INDEX_VERSION,
-        "keys": [{"kid": k.kid, "created_at": k.created_at, "retired_at": k.retired_at} for k in keys],
+        "keys": [_index_entry(k) for k in keys],
     }
     tmp = directory / f".{_INDEX}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -146,6 +147,67 @@ def test_rotation_publishes_both_keys_then_retires_the_old_one(
     assert not (key_dir / f"{old.kid}.pem").exists()
     assert [k["kid"] for k in json.loads((key_dir / "keys.json").read_text())["keys"]] == [new.kid]
     assert ring.prune() == [old.kid]
+
+
+def test_a_rotation_by_another_process_is_taken_up_without_a_restart(
+    ring: KeyRing, key_dir: Path, clock: FakeClock
+) -> None:
+    old = ring.current
+    # As `python -m services.auth rotate-key --now` or another replica would, on the same folder.
+    other = KeyRing.load_or_create(key_dir, retire_after_seconds=RETIRE_AFTER, clock=clock)
+    new = other.rotate()
+
+    assert ring.current.kid == old.kid  # the folder is looked at once a second, not on every token
+    clock.advance(1)
+    assert ring.current.kid == new.kid
+    assert [k.kid for k in ring.published()] == [new.kid, old.kid]
+    assert ring.published()[1].key is old.key  # the known key was kept, not imported again
+    assert ring.published()[1].retired_at == clock.now - 1
+
+
+def test_a_rotated_key_is_published_before_it_signs(ring: KeyRing, key_dir: Path, clock: FakeClock) -> None:
+    old = ring.current
+    new = ring.rotate(activate_after=10)
+
+    # Published at once, so verifiers can fetch it ...
+    assert [k.kid for k in ring.published()] == [new.kid, old.kid]
+    # ... but the old key signs until the new one takes over, in this process and in any other.
+    follower = KeyRing.load_or_create(key_dir, retire_after_seconds=RETIRE_AFTER, clock=clock)
+    clock.advance(9.9)
+    assert ring.current.kid == follower.current.kid == old.kid
+    clock.advance(0.1)
+    assert ring.current.kid == follower.current.kid == new.kid
+    # The old key's grace period counts from when it stopped signing.
+    clock.advance(RETIRE_AFTER - 0.5)
+    assert old.kid in [k.kid for k in ring.published()]
+    clock.advance(0.5)
+    assert [k.kid for k in ring.published()] == [new.kid]
+
+
+def _auth_command(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "WEALIST_STATE_DIR": str(tmp_path / "state")}
+    command = [sys.executable, "-m", "services.auth", *args]
+    return subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_the_rotate_key_command_rotates_the_folders_ring(
+    ring: KeyRing, tmp_path: Path, clock: FakeClock
+) -> None:
+    old = ring.current
+    announced = _auth_command(tmp_path, "rotate-key")
+    assert announced.returncode == 0, announced.stderr
+    next_kid = announced.stdout.strip().rsplit(" ", 1)[-1]
+    clock.advance(1)
+    assert next_kid in [k.kid for k in ring.published()]
+    assert ring.current.kid == old.kid  # published, not yet signing
+
+    urgent = _auth_command(tmp_path, "rotate-key", "--now")
+    assert urgent.returncode == 0, urgent.stderr
+    kid = urgent.stdout.strip().rsplit(" ", 1)[-1]
+    clock.advance(1)
+    assert ring.current.kid == kid not in (old.kid, next_kid)
+    assert _auth_command(tmp_path, "rotate-key", "later").returncode != 0
+    assert ring.current.kid == kid
 
 
 def test_two_processes_starting_on_an_empty_folder_agree_on_one_key(key_dir: Path) -> None:
