@@ -23,9 +23,14 @@ def load_keys(settings: AuthSettings) -> KeyRing:
     """The signing keys: from a Secret in production, else the ring in the state folder."""
     retire_after = settings.refresh_token_ttl_seconds
     if settings.signing_key_pem is not None:
+        previous, upcoming = settings.signing_key_previous_pem, settings.signing_key_next_pem
         return KeyRing.from_pem(
             settings.signing_key_pem.get_secret_value().encode(),
             settings.signing_key_id,
+            previous=(
+                (previous.get_secret_value().encode(), settings.signing_key_previous_id) if previous else None
+            ),
+            upcoming=upcoming.get_secret_value().encode() if upcoming else None,
             retire_after_seconds=retire_after,
         )
     return KeyRing.load_or_create(settings.keys_dir, retire_after_seconds=retire_after)

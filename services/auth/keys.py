@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -172,6 +173,8 @@ class KeyRing:
         pem: bytes,
         kid: str | None = None,
         *,
+        previous: tuple[bytes, str | None] | None = None,
+        upcoming: bytes | None = None,
         retire_after_seconds: int = DEFAULT_RETIRE_AFTER_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> KeyRing:
@@ -179,9 +182,21 @@ class KeyRing:
 
         ``kid`` defaults to the thumbprint-based id; give the one other parties already know (the original
         used ``JWT_RSA_KEY_ID``, ``wealist-auth-key-1``) to keep its tokens valid across the migration.
+        ``previous`` (PEM, kid) is a key that signed before: published for ``retire_after_seconds`` more,
+        never signing. ``upcoming`` is the key the next roll-out will sign with: published, never signing.
         """
-        key = SigningKey.from_private_key(_load_pem(pem), kid=kid, created_at=clock())
-        return cls([key], retire_after_seconds=retire_after_seconds, clock=clock)
+        now = clock()
+
+        def held(key_pem: bytes, key_id: str | None, **times: float) -> SigningKey:
+            return SigningKey.from_private_key(_load_pem(key_pem), kid=key_id, created_at=now, **times)
+
+        keys = [held(*previous, retired_at=now)] if previous is not None else []
+        keys.append(held(pem, kid))
+        if upcoming is not None:
+            keys.append(held(upcoming, None, signs_from=math.inf))
+        if len({key.kid for key in keys}) != len(keys):
+            raise ValueError("the previous, current and next signing keys must differ")
+        return cls(keys, retire_after_seconds=retire_after_seconds, clock=clock)
 
     # --- use ------------------------------------------------------------------------------------------
 

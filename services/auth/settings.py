@@ -26,6 +26,18 @@ class AuthSettings(MeshSettings):
     # Production keys come from a Secret; without one the key ring lives in the state folder.
     signing_key_pem: SecretStr | None = Field(default=None, validation_alias=_env("AUTH_SIGNING_KEY_PEM"))
     signing_key_id: str | None = Field(default=None, validation_alias=_env("AUTH_SIGNING_KEY_ID"))
+    # Rotating a Secret-held key without logging anyone out, in two roll-outs: first publish the new key as
+    # NEXT (verifiers learn it, nothing signs with it); then make it the signing key and the old one
+    # PREVIOUS (still published, so the tokens it signed keep verifying until they expire).
+    signing_key_next_pem: SecretStr | None = Field(
+        default=None, validation_alias=_env("AUTH_SIGNING_KEY_NEXT_PEM")
+    )
+    signing_key_previous_pem: SecretStr | None = Field(
+        default=None, validation_alias=_env("AUTH_SIGNING_KEY_PREVIOUS_PEM")
+    )
+    signing_key_previous_id: str | None = Field(
+        default=None, validation_alias=_env("AUTH_SIGNING_KEY_PREVIOUS_ID")
+    )
 
     test_login_enabled: bool = Field(default=False, validation_alias=_env("AUTH_TEST_LOGIN_ENABLED"))
     dev_oauth_enabled: bool = Field(default=False, validation_alias=_env("AUTH_DEV_OAUTH_ENABLED"))

@@ -21,7 +21,9 @@ from joserfc.jwk import RSAKey
 
 from mesh._errors import InvalidField, Unauthenticated
 from mesh._tokens import TokenVerifier, blacklist_key, peek_header
+from services.auth.__main__ import load_keys
 from services.auth.keys import KeyRing
+from services.auth.settings import AuthSettings
 from services.auth.tokens import TokenIssuer, TokenPair, TokenService
 from tests.token_support import CountingJwks, FakeClock
 
@@ -247,6 +249,58 @@ def test_from_pem(clock: FakeClock) -> None:
     assert derived.current.kid == RSAKey.import_key(pem).thumbprint()[:16]
     assert named.current.pem() == derived.current.pem()
     assert named.directory is None
+
+
+def _secret_ring(monkeypatch: pytest.MonkeyPatch, **env: str) -> KeyRing:
+    """The ring ``python -m services.auth`` builds from these environment variables (and no others)."""
+    for name in (
+        "AUTH_SIGNING_KEY_PEM",
+        "AUTH_SIGNING_KEY_ID",
+        "AUTH_SIGNING_KEY_NEXT_PEM",
+        "AUTH_SIGNING_KEY_PREVIOUS_PEM",
+        "AUTH_SIGNING_KEY_PREVIOUS_ID",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return load_keys(AuthSettings())
+
+
+async def test_a_secret_held_key_rotates_in_two_roll_outs_without_logging_anyone_out(
+    monkeypatch: pytest.MonkeyPatch, rds: redis.asyncio.Redis
+) -> None:
+    old, new = (_pem(rsa.generate_private_key(public_exponent=65537, key_size=2048)) for _ in range(2))
+    legacy = "wealist-auth-key-1"
+    before = _secret_ring(monkeypatch, AUTH_SIGNING_KEY_PEM=old.decode(), AUTH_SIGNING_KEY_ID=legacy)
+    token = TokenIssuer(keys=before, issuer=ISSUER).issue_pair(user_id=USER, email=None).access_token
+
+    # Roll-out 1: the new key is announced; the old one still signs.
+    announcing = _secret_ring(
+        monkeypatch,
+        AUTH_SIGNING_KEY_PEM=old.decode(),
+        AUTH_SIGNING_KEY_ID=legacy,
+        AUTH_SIGNING_KEY_NEXT_PEM=new.decode(),
+    )
+    new_kid = KeyRing.from_pem(new).current.kid
+    assert announcing.current.kid == legacy
+    assert [k["kid"] for k in announcing.jwks()["keys"]] == [new_kid, legacy]
+
+    # Roll-out 2: the new key signs, the old one is kept as PREVIOUS under its kid.
+    after = _secret_ring(
+        monkeypatch,
+        AUTH_SIGNING_KEY_PEM=new.decode(),
+        AUTH_SIGNING_KEY_PREVIOUS_PEM=old.decode(),
+        AUTH_SIGNING_KEY_PREVIOUS_ID=legacy,
+    )
+    assert after.current.kid == new_kid
+    assert [k["kid"] for k in after.jwks()["keys"]] == [new_kid, legacy]
+    verifier = TokenVerifier(jwks=after, redis=rds, issuer=ISSUER)
+    assert (await verifier.verify(token)).key_id == legacy  # issued before both roll-outs, still good
+    fresh = TokenIssuer(keys=after, issuer=ISSUER).issue_pair(user_id=USER, email=None).access_token
+    assert (await verifier.verify(fresh)).key_id == new_kid
+
+    with pytest.raises(ValueError, match="must differ"):
+        _secret_ring(monkeypatch, AUTH_SIGNING_KEY_PEM=new.decode(), AUTH_SIGNING_KEY_NEXT_PEM=new.decode())
 
 
 def test_from_pem_refuses_weak_or_non_rsa_keys() -> None:
