@@ -254,6 +254,11 @@ async def api(gateway: Gateway, request: Request) -> Response:
         label = route.label
         if route.stream == options_pb2.STREAM_TRANSPORT_SSE:
             return await streams.sse(gateway, backend, values, request, request_id)
+        if route.stream == options_pb2.STREAM_TRANSPORT_WEBSOCKET or route.client_streaming:
+            # A socket route reached without the upgrade (a browser tab, a fuzzer, a misconfigured proxy).
+            headers["upgrade"] = "websocket"
+            hint = "this route is a WebSocket: connect with an upgrade"
+            raise Refused(HttpError(426, "UPGRADE_REQUIRED", hint))
         token = await gateway.user_token(route, bearer_token(request_headers.get("authorization")))
         body = await read_body(request, settings.max_body_bytes) if route.body else b""
         raw_query = scope["query_string"]

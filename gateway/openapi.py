@@ -782,7 +782,11 @@ class _Builder:
                 "101": {
                     "description": "Switching Protocols: the connection becomes a WebSocket carrying the "
                     "messages `x-websocket` describes, one JSON message per text frame."
-                }
+                },
+                "426": {
+                    "description": "Upgrade Required: a plain HTTP request (no WebSocket upgrade).",
+                    "content": {"application/json": {"schema": {"$ref": _SCHEMAS + ERROR_SCHEMA}}},
+                },
             }
         if rest.stream == options_pb2.STREAM_TRANSPORT_SSE:
             event = rest.sse_event or "message"

@@ -8,6 +8,13 @@ Their output goes to ``<state>/services.log`` so a failing test can be read agai
 from __future__ import annotations
 
 import os
+
+# Before grpc loads: this process talks gRPC on several threads and also starts processes with a
+# preexec_fn (devstack/_process.py), so fork() runs grpc's at-fork handlers in the child, which can
+# abort it before it reaches exec (seen: "Epoll1Poller ... epoll_wait error: Bad file descriptor",
+# SIGABRT). Every child execs a new program at once, so grpc has nothing to carry across a fork.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TextIO

@@ -358,6 +358,23 @@ async def test_websocket_round_trip(gateway: GatewayUnderTest) -> None:
         assert said["type"] == "echo"
 
 
+async def test_a_plain_request_to_a_websocket_route_is_told_to_upgrade(gateway: GatewayUnderTest) -> None:
+    pair = await _login(gateway.client)
+    for verb in ("GET", "POST"):
+        reply = await gateway.client.request(
+            verb, f"{ECHO}/ws/rooms/blue", headers={"Authorization": f"Bearer {pair['accessToken']}"}
+        )
+        if verb == "POST":  # the route is GET only: another verb is a 405 as anywhere else
+            assert reply.status_code == 405, reply.text
+            continue
+        assert reply.status_code == 426, reply.text
+        assert reply.headers["upgrade"] == "websocket"
+        assert reply.json()["error"]["code"] == "UPGRADE_REQUIRED"
+    # Without a token it is the same answer: nothing about the route depends on who asks.
+    anonymous = await gateway.client.get(f"{ECHO}/ws/rooms/blue")
+    assert anonymous.status_code == 426, anonymous.text
+
+
 async def test_websocket_without_token_is_closed(gateway: GatewayUnderTest) -> None:
     url = gateway.base_url.replace("http", "ws") + f"{ECHO}/ws/rooms/blue"
     with pytest.raises(ConnectionClosed) as closed:
