@@ -32,6 +32,7 @@ from mesh._tokens import (
     ALGORITHM,
     TokenVerifier,
     UserClaims,
+    account_closed_key,
     blacklist_key,
     revocation_ttl_ms,
     revoke_once,
@@ -139,10 +140,14 @@ class TokenService:
         """Trade a refresh token for a new pair; the presented token is revoked (single use).
 
         The ``SET NX`` on the token's blacklist key is both the revocation check and the claim, so two
-        concurrent refreshes with one token cannot both succeed: the loser gets ``TOKEN_REVOKED``.
+        concurrent refreshes with one token cannot both succeed: the loser gets ``TOKEN_REVOKED``. A
+        deleted account gets no new tokens (``ACCOUNT_CLOSED``, before the claim, so the refresh token
+        still works once the account is restored): the web client logs out when a refresh fails.
         """
         claims = await self._verifier.verify_stateless(refresh_token, expected_type="refresh")
         try:
+            if await self._redis.exists(account_closed_key(claims.user_id)):
+                raise Unauthenticated("the account has been deleted", code="ACCOUNT_CLOSED")
             claimed = await revoke_once(
                 self._redis,
                 refresh_token,

@@ -3,7 +3,8 @@
 Before, a soft-deleted user's access token kept working everywhere until it expired (30 minutes), and a
 refresh token kept issuing new ones for a week. Now user marks the account in Redis when it is deleted;
 every verifier (the gateway at the edge, each service again) reads that mark in the same round trip as
-the blacklist, and only RestoreUser (``closed_account_allowed`` in proto) still accepts the token.
+the blacklist, only RestoreUser (``closed_account_allowed`` in proto) still accepts the token, and auth
+refuses to refresh it.
 """
 
 from __future__ import annotations
@@ -84,25 +85,29 @@ async def test_a_deleted_account_is_locked_out_everywhere_until_it_is_restored(
         assert reply.status_code == 200, f"{path}: {reply.text}"
 
 
-async def test_tokens_refreshed_after_the_delete_are_locked_out_too(client: httpx.AsyncClient) -> None:
-    email_owner = await login(client, "refresher")
+async def test_a_deleted_account_gets_no_new_tokens_until_it_is_restored(client: httpx.AsyncClient) -> None:
+    person = await login(client, "refresher")
     # A second test login with the same e-mail: the same account, and a refresh token this time.
-    reply = await client.post("/api/svc/auth/api/test/token", json={"email": email_owner.email})
+    reply = await client.post("/api/svc/auth/api/test/token", json={"email": person.email})
     body = reply.json()
-    assert body["userId"] == email_owner.user_id
+    assert body["userId"] == person.user_id
     refresh_token = body["refreshToken"]
-    deleted = await client.delete(f"{USER}/api/users/me", headers=email_owner.headers)
+    deleted = await client.delete(f"{USER}/api/users/me", headers=person.headers)
     assert deleted.status_code == 200, deleted.text
 
+    # A failed refresh is what makes the web client log out (contract: web-client.md).
+    refused = await _refresh(client, refresh_token)
+    assert refused.status_code == 401, refused.text
+    assert _error_code(refused) == "ACCOUNT_CLOSED"
+
+    restored = await client.put(f"{USER}/api/users/{person.user_id}/restore", headers=person.headers)
+    assert restored.status_code == 200, restored.text
+    # The refused refresh did not use the token up: it works again once the account is back.
     renewed = await _refresh(client, refresh_token)
     assert renewed.status_code == 200, renewed.text
-    fresh = Person(email_owner.user_id, email_owner.email, renewed.json()["accessToken"])
+    fresh = Person(person.user_id, person.email, renewed.json()["accessToken"])
     me = await client.get(f"{USER}/api/users/me", headers=fresh.headers)
-    assert me.status_code == 401, me.text
-    assert _error_code(me) == "ACCOUNT_CLOSED"
-    # The renewed token is the account's own, so it may still restore it.
-    restored = await client.put(f"{USER}/api/users/{fresh.user_id}/restore", headers=fresh.headers)
-    assert restored.status_code == 200, restored.text
+    assert me.status_code == 200, me.text
 
 
 async def test_restoring_an_active_account_changes_nothing(client: httpx.AsyncClient) -> None:
