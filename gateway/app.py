@@ -52,6 +52,7 @@ from mesh import (
     RemoteJwks,
     TokenVerifier,
     UserAuth,
+    UserClaims,
     all_services,
     load_tls,
     redis_client,
@@ -185,18 +186,17 @@ class Gateway:
             return HttpError(405, "METHOD_NOT_ALLOWED", f"{verb} is not allowed here")
         return HttpError(404, "NOT_FOUND", "no such route")
 
-    async def user_token(self, route: Route, token: str | None) -> str | None:
-        """The token to forward, after checking it at the edge as the method's access option asks."""
+    async def user_token(self, route: Route, token: str | None) -> UserClaims | None:
+        """The user of the call (its token to forward), checked at the edge as the method's option asks."""
         if route.user is UserAuth.REFUSED:
             return None
         if token is None:
             if route.user is UserAuth.REQUIRED:
                 raise Refused(HttpError(401, "TOKEN_MISSING", "an access token is required"))
             return None
-        await self.verifier.verify(
+        return await self.verifier.verify(
             token, expected_type="access", closed_account_allowed=route.closed_account_allowed
         )
-        return token
 
     def deadline(self, route: Route, header: str | None) -> float | None:
         """Grpc-Timeout when the client sent one, else the workload's default; streams have none."""
@@ -259,7 +259,8 @@ async def api(gateway: Gateway, request: Request) -> Response:
             headers["upgrade"] = "websocket"
             hint = "this route is a WebSocket: connect with an upgrade"
             raise Refused(HttpError(426, "UPGRADE_REQUIRED", hint))
-        token = await gateway.user_token(route, bearer_token(request_headers.get("authorization")))
+        user = await gateway.user_token(route, bearer_token(request_headers.get("authorization")))
+        token = user.token if user else None
         body = await read_body(request, settings.max_body_bytes) if route.body else b""
         raw_query = scope["query_string"]
         query = parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True) if raw_query else ()

@@ -25,6 +25,9 @@ class GatewaySettings(MeshSettings):
     deadline_overrides: dict[str, float] = Field(default_factory=lambda: {"storage": 120.0})
     # Seconds between SSE keep-alive comments.
     sse_ping_seconds: float = 30.0
+    # How often an open stream (SSE, WebSocket) checks that its token was not revoked nor its account
+    # deleted since it opened; it ends when either happened. Expiry is not checked: clients reconnect.
+    stream_recheck_seconds: float = 30.0
     # A built single-page web client to serve at / (index.html fallback and /config.js).
     web_root: Path | None = None
     # Trusted to pass browsers' X-Forwarded-For etc.; the gateway itself never trusts them for identity.

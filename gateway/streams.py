@@ -25,11 +25,12 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gateway.errors import Refused, from_rpc_error
+from gateway.errors import HttpError, Refused, from_rpc_error
 from gateway.jsonprint import encode
 from gateway.metadata import outgoing_metadata
+from gateway.routing import Route
 from gateway.transcode import build_request, merge_json, response_payload
-from mesh import MeshError
+from mesh import MeshError, Unauthenticated, UserClaims
 
 if TYPE_CHECKING:
     from gateway.app import Backend, Gateway
@@ -59,11 +60,11 @@ async def sse(
     """A server-streaming RPC as server-sent events: ``connected``, then one event per message."""
     route = backend.route
     # A refused token or bad query raises to the REST handler, which answers in the error envelope.
-    token = await gateway.user_token(route, _token(request))
+    user = await gateway.user_token(route, _token(request))
+    token = user.token if user else None
     message = build_request(route, values, _query_without_token(request.query_params), b"")
-    call = backend.call(
-        message, metadata=outgoing_metadata(request.headers, request_id=request_id, token=token)
-    )
+    metadata = outgoing_metadata(request.headers, request_id=request_id, token=token)
+    call = backend.call(message, metadata=metadata)
     try:
         await call.initial_metadata()
     except grpc.aio.AioRpcError as error:
@@ -73,10 +74,16 @@ async def sse(
     async def events() -> AsyncIterator[bytes]:
         yield _event("connected", {"requestId": request_id})
         pending: asyncio.Future[Any] | None = None
+        lapsed = asyncio.ensure_future(_lapsed(gateway, route, user))
         try:
             while True:
                 pending = pending or asyncio.ensure_future(call.read())
-                done, _ = await asyncio.wait({pending}, timeout=ping)
+                done, _ = await asyncio.wait(
+                    {pending, lapsed}, timeout=ping, return_when=asyncio.FIRST_COMPLETED
+                )
+                if lapsed in done:
+                    yield _event("error", lapsed.result().body())
+                    return
                 if not done:
                     yield b":ping\n\n"
                     continue
@@ -92,6 +99,7 @@ async def sse(
         finally:
             if pending is not None:
                 pending.cancel()
+            lapsed.cancel()
             call.cancel()
 
     headers = {"x-request-id": request_id, "cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -108,7 +116,7 @@ async def websocket(gateway: Gateway, backend: Backend, values: Mapping[str, str
     request_id = socket.headers.get("x-request-id") or uuid.uuid4().hex
     query = _query_without_token(socket.query_params)
     try:
-        token = await gateway.user_token(route, _token(socket))
+        user = await gateway.user_token(route, _token(socket))
         opening = build_request(route, values, query, b"")
     except MeshError as error:
         # Accepted, then closed with 4000 + the HTTP status: a browser sees the code, where a refused
@@ -123,7 +131,7 @@ async def websocket(gateway: Gateway, backend: Backend, values: Mapping[str, str
         await socket.close(code=WS_CLOSE_BASE + refused.error.status)
         return
     await socket.accept()
-    metadata = outgoing_metadata(socket.headers, request_id=request_id, token=token)
+    metadata = outgoing_metadata(socket.headers, request_id=request_id, token=user.token if user else None)
     if route.client_streaming:
         # The first request message of a socket is the opening one, built from the path and query, sent
         # at once; then one per client frame (with the path's and query's fields too).
@@ -134,6 +142,7 @@ async def websocket(gateway: Gateway, backend: Backend, values: Mapping[str, str
     else:
         call = backend.call(opening, metadata=metadata)
         reader = asyncio.create_task(_ignore_frames(socket))
+    watcher = asyncio.create_task(_end_when_lapsed(gateway, route, user, socket, call))
     try:
         async for reply in call:
             await socket.send_text(encode(response_payload(route, reply)).decode())
@@ -149,6 +158,35 @@ async def websocket(gateway: Gateway, backend: Backend, values: Mapping[str, str
     finally:
         call.cancel()
         reader.cancel()
+        watcher.cancel()
+
+
+async def _lapsed(gateway: Gateway, route: Route, user: UserClaims | None) -> HttpError:
+    """Returns, with the 401 to tell the client, once the stream's token is revoked or its account
+    deleted; checked every ``stream_recheck_seconds``. Never returns for a stream without a user.
+    """
+    if user is None:
+        await asyncio.Event().wait()
+    assert user is not None
+    while True:
+        await asyncio.sleep(gateway.settings.stream_recheck_seconds)
+        try:
+            await gateway.verifier.check_standing(user, closed_account_allowed=route.closed_account_allowed)
+        except Unauthenticated as error:
+            return HttpError(401, error.code, error.message)
+        except MeshError:
+            continue  # Redis unreachable for a moment: the stream was admitted, keep it and look again
+
+
+async def _end_when_lapsed(
+    gateway: Gateway, route: Route, user: UserClaims | None, socket: WebSocket, call: Any
+) -> None:
+    """Close the socket (4401) and end its call once its token lapses (see ``_lapsed``)."""
+    failure = await _lapsed(gateway, route, user)
+    with contextlib.suppress(Exception):
+        await socket.send_text(encode(failure.body()).decode())
+        await socket.close(code=WS_CLOSE_BASE + failure.status)
+    call.cancel()
 
 
 async def _drain(queue: asyncio.Queue[Message | None]) -> AsyncIterator[Message]:

@@ -300,8 +300,19 @@ class TokenVerifier:
         token must still reach.
         """
         claims = await self.verify_stateless(token, expected_type=expected_type)
+        await self.check_standing(claims, closed_account_allowed=closed_account_allowed)
+        return claims
+
+    async def check_standing(self, claims: UserClaims, *, closed_account_allowed: bool = False) -> None:
+        """``Unauthenticated`` when a verified token has since been revoked or its account deleted.
+
+        Redis only, one round trip: the signature and expiry are not looked at again. A long-lived stream
+        calls it now and then to end when its user logs out (``verify`` calls it once).
+        """
         try:
-            revoked, closed = await self._redis.mget(blacklist_key(token), account_closed_key(claims.user_id))
+            revoked, closed = await self._redis.mget(
+                blacklist_key(claims.token), account_closed_key(claims.user_id)
+            )
         except redis.exceptions.RedisError as error:
             # Fail closed: without the blacklist a logged-out token would pass.
             raise Unavailable("token blacklist unavailable") from error
@@ -309,7 +320,6 @@ class TokenVerifier:
             raise _fail("TOKEN_REVOKED", "token has been revoked")
         if closed is not None and not closed_account_allowed:
             raise _fail("ACCOUNT_CLOSED", "the account has been deleted")
-        return claims
 
     async def verify_stateless(self, token: str, *, expected_type: TokenType = "access") -> UserClaims:
         """Everything :meth:`verify` checks except the blacklist.

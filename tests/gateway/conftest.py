@@ -208,6 +208,7 @@ async def gateway(stack: StackInfo, echo_backend: EchoBackend) -> AsyncIterator[
         redis_url=stack.redis_url,
         max_body_bytes=64 * 1024,
         sse_ping_seconds=0.2,
+        stream_recheck_seconds=0.2,
         log_json=False,
     )
     echo_service = echo_backend.pb2.DESCRIPTOR.services_by_name["EchoService"]

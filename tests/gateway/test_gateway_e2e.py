@@ -263,6 +263,51 @@ async def test_sse_without_token_is_refused(gateway: GatewayUnderTest) -> None:
     assert reply.status_code == 401
 
 
+async def _logout(client: httpx.AsyncClient, access_token: str) -> None:
+    out = await client.post("/api/svc/auth/api/auth/logout", headers=_bearer(access_token))
+    assert out.status_code == 200, out.text
+
+
+async def test_an_open_sse_stream_ends_when_its_token_is_logged_out(gateway: GatewayUnderTest) -> None:
+    pair = await _login(gateway.client)
+    params = {"count": "0", "token": pair["accessToken"]}  # a stream that never ends by itself
+    events: list[tuple[str, str]] = []
+
+    async def read() -> None:
+        async with gateway.client.stream("GET", f"{ECHO}/api/ticks", params=params) as reply:
+            name = ""
+            async for line in reply.aiter_lines():
+                if line.startswith("event: "):
+                    name = line[7:]
+                elif line.startswith("data: "):
+                    events.append((name, line[6:]))
+                    if name == "connected":
+                        # Rechecked every 0.2 s here: still open after several checks, then logged out.
+                        await asyncio.sleep(1.0)
+                        await _logout(gateway.client, pair["accessToken"])
+
+    await asyncio.wait_for(read(), 10)
+    assert [name for name, _ in events] == ["connected", "error"]
+    assert json.loads(events[1][1])["error"]["code"] == "TOKEN_REVOKED"
+
+
+async def test_an_open_websocket_is_closed_when_its_token_is_logged_out(gateway: GatewayUnderTest) -> None:
+    pair = await _login(gateway.client)
+    url = gateway.base_url.replace("http", "ws") + f"{ECHO}/ws/rooms/blue?token={pair['accessToken']}"
+    async with websockets.connect(url) as socket:
+        assert json.loads(await socket.recv())["type"] == "joined"
+        await asyncio.sleep(1.0)  # several rechecks pass while the token is good
+        await socket.send(json.dumps({"type": "ping"}))
+        assert json.loads(await socket.recv())["type"] == "pong"
+        await _logout(gateway.client, pair["accessToken"])
+        told = json.loads(await asyncio.wait_for(socket.recv(), 5))
+        assert told["error"]["code"] == "TOKEN_REVOKED"
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), 5)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4401
+
+
 async def test_a_dropped_sse_client_ends_the_grpc_stream(
     gateway: GatewayUnderTest, echo_backend: EchoBackend
 ) -> None:
