@@ -55,7 +55,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def istio(session: nox.Session) -> None:
-    """Render istio/ from proto/ and the code, then validate it offline against ../shared/schemas."""
+    """Render istio/ from proto/ and the code, then validate it offline against the vendored CRD schemas."""
     _install(session, "dev")
     session.run("python", "-m", "tools.istio")
     # The offline checks; the proof that Istio and the app decide alike needs the stack (`nox -s tests`).

@@ -15,6 +15,8 @@ import os
 # SIGABRT). Every child execs a new program at once, so grpc has nothing to carry across a fork.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TextIO
@@ -34,6 +36,43 @@ STACK_ENV = {
     "AUTH_DEV_OAUTH_ENABLED": "true",
     "WEALIST_ENVIRONMENT": "test",
 }
+
+
+# Every run gets a folder of its own under here unless --basetemp names one. pytest's default keeps only
+# its three newest folders, so a fourth run started beside three others would delete a live stack's state.
+RUNS_DIR = Path(tempfile.gettempdir()) / "wealist-tests"
+KEEP_FINISHED_RUNS = 3
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _prune_finished_runs() -> None:
+    """Remove the folders of runs whose process is gone, keeping the newest few to read after a failure."""
+    finished = []
+    for run in RUNS_DIR.glob("run-*"):
+        pid = run.name.removeprefix("run-")
+        if pid.isdigit() and not _alive(int(pid)):
+            finished.append(run)
+    finished.sort(key=lambda run: run.stat().st_mtime, reverse=True)
+    for run in finished[KEEP_FINISHED_RUNS:]:
+        shutil.rmtree(run, ignore_errors=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Give this run its own temporary folder, so that runs side by side never share or delete one."""
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        RUNS_DIR.mkdir(exist_ok=True)
+        _prune_finished_runs()
+        config.option.basetemp = str(RUNS_DIR / f"run-{os.getpid()}")
 
 
 def _append(log: TextIO, line: str) -> None:

@@ -1,7 +1,8 @@
 """Offline validation of rendered resources, as an API server with strict field validation would do it.
 
 Istio and Gateway API kinds are checked against the ``openAPIV3Schema`` of their CRD in
-``../shared/schemas`` (the served version named by ``apiVersion``); core kinds against the upstream
+``tests/istio/crds`` (the served version named by ``apiVersion``; its README names the upstream
+releases); core kinds against the upstream
 JSON schemas ``kubernetes-validate`` ships, in its strict flavour.
 
 A CRD schema is OpenAPI v3.0's dialect of JSON Schema (Wright draft 00, which Draft 4 validates), with
@@ -30,9 +31,8 @@ import jsonschema
 import kubernetes_validate  # type: ignore[import-untyped]
 import yaml
 
-from tools.manifests import ROOT
 
-SCHEMAS = ROOT.parent / "shared" / "schemas"
+SCHEMAS = Path(__file__).resolve().parent / "crds"
 # A Kubernetes release kubernetes-validate ships schemas for; Istio supports it.
 KUBERNETES_VERSION = "1.33"
 CRD_GROUPS = ("istio.io", "gateway.networking.k8s.io")
@@ -42,15 +42,15 @@ Schema = dict[str, Any]
 
 
 class SchemasMissing(RuntimeError):
-    """The shared schema folder is not beside the repository."""
+    """The vendored CRD folder is missing or incomplete."""
 
 
 def schemas_dir() -> Path:
-    """``<repo>/../shared/schemas``, which CI lays beside the clone; an error when absent."""
+    """``tests/istio/crds``, vendored in the repository; an error when it is missing."""
     if not (SCHEMAS / "istio").is_dir() or not (SCHEMAS / "gateway-api").is_dir():
         raise SchemasMissing(
             f"{SCHEMAS} with istio/ and gateway-api/ is needed to validate the manifests offline: "
-            "check out shared/ beside the repository"
+            "restore tests/istio/crds from git"
         )
     return SCHEMAS
 

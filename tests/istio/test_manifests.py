@@ -60,9 +60,9 @@ def test_every_resource_validates(resource: Resource) -> None:
 
 
 def test_the_schema_folder_must_be_there(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Without ../shared/schemas the validation fails with a clear message; it is never skipped."""
+    """Without the vendored CRDs the validation fails with a clear message; it is never skipped."""
     monkeypatch.setattr(schemas, "SCHEMAS", tmp_path / "nowhere")
-    with pytest.raises(schemas.SchemasMissing, match="shared/"):
+    with pytest.raises(schemas.SchemasMissing, match="tests/istio/crds"):
         schemas.schemas_dir()
 
 
