@@ -78,3 +78,10 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "bench.gateway")
     session.run("python", "-m", "bench.noti_fanout")
     session.run("python", "-m", "bench.board_list")
+
+
+@nox.session(python=PYTHON)
+def image(session: nox.Session) -> None:
+    """Build the one container image (Containerfile) with podman; `-- --registry R --tag T` to rename it."""
+    _install(session, "dev")
+    session.run("python", "-m", "tools.image", *session.posargs)

@@ -12,7 +12,7 @@ import yaml
 
 from tests.istio import schemas
 from tools.istio import OUT, Config, render, stale
-from tools.manifests import Images
+from tools.image import Images
 from tools.policy import Layout
 
 Resource = dict[str, Any]
