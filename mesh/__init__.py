@@ -39,7 +39,7 @@ from mesh._membership import MembershipCache, invalidate_memberships, membership
 from mesh._pubsub import ChannelHub, Subscriber
 from mesh._redis import redis_client
 from mesh._runtime import Hosted, RemoteJwks, Runtime, run
-from mesh._settings import DEFAULT_PORTS, WORKLOADS, MeshSettings
+from mesh._settings import DEFAULT_PORTS, GATEWAY_HTTP_PORT, HTTP_PORT_OFFSET, WORKLOADS, MeshSettings
 from mesh._tokens import (
     JwksSource,
     TokenVerifier,
@@ -54,6 +54,8 @@ from mesh._tokens import (
 __all__ = [
     "DEBUG_WORKLOAD",
     "DEFAULT_PORTS",
+    "GATEWAY_HTTP_PORT",
+    "HTTP_PORT_OFFSET",
     "WORKLOADS",
     "AlreadyExists",
     "CallContext",
