@@ -50,6 +50,7 @@ from mesh._tokens import (
     reopen_account,
     revoke,
 )
+from mesh._tracing import current_traceparent, server_span, setup_tracing, shutdown_tracing, tracer
 
 __all__ = [
     "DEBUG_WORKLOAD",
@@ -94,6 +95,7 @@ __all__ = [
     "close_account",
     "configure_logging",
     "current_call",
+    "current_traceparent",
     "current_user",
     "ensure_dev_pki",
     "invalidate_memberships",
@@ -110,8 +112,12 @@ __all__ = [
     "revoke",
     "run",
     "run_migrations_env",
+    "server_span",
     "services_of",
+    "setup_tracing",
+    "shutdown_tracing",
     "spiffe_id",
+    "tracer",
     "upgrade_to_head",
     "workload_of",
 ]
