@@ -78,6 +78,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "bench.gateway")
     session.run("python", "-m", "bench.noti_fanout")
     session.run("python", "-m", "bench.board_list")
+    session.run("python", "-m", "bench.tracing")
 
 
 @nox.session(python=PYTHON)
