@@ -68,7 +68,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def Logout(
         self, request: auth_pb2.LogoutRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> auth_pb2.LogoutResponse:
-        """Revoke the caller's access token (and the refresh token when given)."""
+        """End the session of the caller's access token (and of the refresh token when given)."""
         await self.tokens.logout(current_user().token, request.refresh_token or None)
         return auth_pb2.LogoutResponse(success=True, message="logged out")
 

@@ -71,7 +71,7 @@ class LogoutRequest(_message.Message):
 
     REFRESH_TOKEN_FIELD_NUMBER: _builtins.int
     refresh_token: _builtins.str
-    """Optional: revoked together with the access token that authorizes the call."""
+    """Optional: when it is the caller's, its session ends too (it may be another login of the same client)."""
     def __init__(
         self,
         *,

@@ -101,14 +101,19 @@ class AuthServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def RefreshToken(self, request, context):
-        """Trades a refresh token for a new pair; the presented refresh token is revoked (rotation).
+        """Trades a refresh token for a new pair of the same session; the presented refresh token is revoked
+        (rotation). UNAUTHENTICATED when the session was logged out (SESSION_ENDED) or the account deleted
+        (ACCOUNT_CLOSED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Logout(self, request, context):
-        """Revokes the caller's access token, and the refresh token when one is given, until they expire.
+        """Ends the session of the caller's access token: both tokens of a login carry one session id ("sid"),
+        kept through every refresh, and after logout every token of that session (access or refresh, old or
+        rotated) is refused by auth, the gateway and every service (SESSION_ENDED). The Bearer token alone
+        is enough, as the web client sends it; the body is optional.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -35,9 +35,16 @@ class AuthServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AuthServiceAsyncStub: ...
     RefreshToken: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RefreshTokenRequest, _auth_pb2.RefreshTokenResponse]
-    """Trades a refresh token for a new pair; the presented refresh token is revoked (rotation)."""
+    """Trades a refresh token for a new pair of the same session; the presented refresh token is revoked
+    (rotation). UNAUTHENTICATED when the session was logged out (SESSION_ENDED) or the account deleted
+    (ACCOUNT_CLOSED).
+    """
     Logout: _grpc.UnaryUnaryMultiCallable[_auth_pb2.LogoutRequest, _auth_pb2.LogoutResponse]
-    """Revokes the caller's access token, and the refresh token when one is given, until they expire."""
+    """Ends the session of the caller's access token: both tokens of a login carry one session id ("sid"),
+    kept through every refresh, and after logout every token of that session (access or refresh, old or
+    rotated) is refused by auth, the gateway and every service (SESSION_ENDED). The Bearer token alone
+    is enough, as the web client sends it; the body is optional.
+    """
     CheckToken: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CheckTokenRequest, _auth_pb2.CheckTokenResponse]
     """Public token check: always answers, with valid=false and a reason for a token that is not good."""
     ValidateToken: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ValidateTokenRequest, _auth_pb2.ValidateTokenResponse]
@@ -69,9 +76,16 @@ class AuthServiceStub:
 class AuthServiceAsyncStub(AuthServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     RefreshToken: _aio.UnaryUnaryMultiCallable[_auth_pb2.RefreshTokenRequest, _auth_pb2.RefreshTokenResponse]  # type: ignore[assignment]
-    """Trades a refresh token for a new pair; the presented refresh token is revoked (rotation)."""
+    """Trades a refresh token for a new pair of the same session; the presented refresh token is revoked
+    (rotation). UNAUTHENTICATED when the session was logged out (SESSION_ENDED) or the account deleted
+    (ACCOUNT_CLOSED).
+    """
     Logout: _aio.UnaryUnaryMultiCallable[_auth_pb2.LogoutRequest, _auth_pb2.LogoutResponse]  # type: ignore[assignment]
-    """Revokes the caller's access token, and the refresh token when one is given, until they expire."""
+    """Ends the session of the caller's access token: both tokens of a login carry one session id ("sid"),
+    kept through every refresh, and after logout every token of that session (access or refresh, old or
+    rotated) is refused by auth, the gateway and every service (SESSION_ENDED). The Bearer token alone
+    is enough, as the web client sends it; the body is optional.
+    """
     CheckToken: _aio.UnaryUnaryMultiCallable[_auth_pb2.CheckTokenRequest, _auth_pb2.CheckTokenResponse]  # type: ignore[assignment]
     """Public token check: always answers, with valid=false and a reason for a token that is not good."""
     ValidateToken: _aio.UnaryUnaryMultiCallable[_auth_pb2.ValidateTokenRequest, _auth_pb2.ValidateTokenResponse]  # type: ignore[assignment]
@@ -106,7 +120,10 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.RefreshTokenRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.RefreshTokenResponse, _abc.Awaitable[_auth_pb2.RefreshTokenResponse]]:
-        """Trades a refresh token for a new pair; the presented refresh token is revoked (rotation)."""
+        """Trades a refresh token for a new pair of the same session; the presented refresh token is revoked
+        (rotation). UNAUTHENTICATED when the session was logged out (SESSION_ENDED) or the account deleted
+        (ACCOUNT_CLOSED).
+        """
 
     @_abc_1.abstractmethod
     def Logout(
@@ -114,7 +131,11 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.LogoutRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.LogoutResponse, _abc.Awaitable[_auth_pb2.LogoutResponse]]:
-        """Revokes the caller's access token, and the refresh token when one is given, until they expire."""
+        """Ends the session of the caller's access token: both tokens of a login carry one session id ("sid"),
+        kept through every refresh, and after logout every token of that session (access or refresh, old or
+        rotated) is refused by auth, the gateway and every service (SESSION_ENDED). The Bearer token alone
+        is enough, as the web client sends it; the body is optional.
+        """
 
     @_abc_1.abstractmethod
     def CheckToken(
