@@ -287,7 +287,8 @@ async def update(
 async def restore(session: AsyncSession, *, caller_id: uuid.UUID, user_id: uuid.UUID) -> User:
     """Undo the caller's own soft delete (the original let anyone restore anyone).
 
-    CONFLICT when a new account took the e-mail meanwhile: two active accounts may not share one.
+    CONFLICT when a new account took the e-mail or the Google account meanwhile: two active accounts may
+    not share either.
     """
     if caller_id != user_id:
         raise Forbidden("cannot restore another user", code="FORBIDDEN")
@@ -298,6 +299,10 @@ async def restore(session: AsyncSession, *, caller_id: uuid.UUID, user_id: uuid.
         return user
     if user.email_verified and await _verified_by_email(session, user.email.lower()) is not None:
         raise Conflict("a newer account uses this e-mail")
+    if user.google_id is not None:
+        linked = select(User.id).where(User.google_id == user.google_id, col(User.deleted_at).is_(None))
+        if (await session.exec(linked)).first() is not None:
+            raise Conflict("a newer account is linked to this Google account")
     user.is_active = True
     user.deleted_at = None
     user.updated_at = datetime.now(UTC)

@@ -23,6 +23,7 @@ from joserfc.jws import JWSRegistry
 
 from mesh._errors import InvalidField, Unauthenticated
 from mesh._tokens import TokenVerifier, blacklist_key, peek_header, session_ended_key
+from services.auth import __main__ as auth_main
 from services.auth.__main__ import load_keys
 from services.auth.keys import KeyRing
 from services.auth.settings import AuthSettings
@@ -189,10 +190,12 @@ def test_a_rotated_key_is_published_before_it_signs(ring: KeyRing, key_dir: Path
     assert [k.kid for k in ring.published()] == [new.kid]
 
 
-def _auth_command(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "WEALIST_STATE_DIR": str(tmp_path / "state")}
+def _auth_command(
+    tmp_path: Path, *args: str, state: str = "state", cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "WEALIST_STATE_DIR": str(tmp_path / state)}
     command = [sys.executable, "-m", "services.auth", *args]
-    return subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(command, check=False, env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
 def test_the_rotate_key_command_rotates_the_folders_ring(
@@ -213,6 +216,38 @@ def test_the_rotate_key_command_rotates_the_folders_ring(
     assert ring.current.kid == kid not in (old.kid, next_kid)
     assert _auth_command(tmp_path, "rotate-key", "later").returncode != 0
     assert ring.current.kid == kid
+
+
+def test_rotate_key_works_from_any_directory_and_refuses_a_folder_without_a_ring(
+    ring: KeyRing, tmp_path: Path, clock: FakeClock
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    rotated = _auth_command(tmp_path, "rotate-key", "--now", cwd=elsewhere)
+    assert rotated.returncode == 0, rotated.stderr
+    clock.advance(1)
+    assert ring.current.kid == rotated.stdout.strip().rsplit(" ", 1)[-1]
+
+    # A folder no auth runs with: an error, not a new ring nobody reads.
+    wrong = _auth_command(tmp_path, "rotate-key", state="not-the-state", cwd=elsewhere)
+    assert wrong.returncode != 0
+    assert "no signing keys in" in wrong.stderr
+    assert not (tmp_path / "not-the-state").exists()
+    assert not (elsewhere / ".state").exists()
+
+
+def test_rotate_key_defaults_to_the_repositorys_state_folder_not_the_current_one(
+    ring: KeyRing, key_dir: Path, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WEALIST_STATE_DIR", raising=False)
+    monkeypatch.setattr(auth_main, "REPO_STATE_DIR", key_dir.parent.parent)  # <state>/auth/keys
+    monkeypatch.chdir(tmp_path)
+
+    kid = auth_main.rotate_key(AuthSettings(), now=True)
+
+    clock.advance(1)
+    assert ring.current.kid == kid
+    assert not (tmp_path / ".state").exists()
 
 
 def test_two_processes_starting_on_an_empty_folder_agree_on_one_key(key_dir: Path) -> None:

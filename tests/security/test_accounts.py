@@ -273,3 +273,30 @@ async def test_another_users_email_is_shown_only_to_those_who_share_a_workspace(
     for viewer, target in ((colleague, owner), (owner, colleague), (stranger, stranger)):
         reply = await client.get(f"{USER}/api/users/{target.user_id}", headers=viewer.headers)
         assert reply.json()["email"] == target.email, (viewer.email, target.email)
+
+
+async def test_a_closed_google_account_is_not_restored_over_the_account_its_google_login_made_since(
+    client: httpx.AsyncClient, mesh: Mesh
+) -> None:
+    users = internal_pb2_grpc.UserInternalServiceStub(mesh.channel("user", as_workload="auth"))
+    subject = str(secrets.randbelow(10**20))
+
+    async def google(email: str) -> str:
+        reply = await users.FindOrCreateOAuthUser(
+            internal_pb2.FindOrCreateOAuthUserRequest(
+                email=email, name="G", provider="google", provider_subject=subject
+            )
+        )
+        return str(reply.user_id)
+
+    first = await google(_address("before"))
+    tokens = await client.post(f"{AUTH}/api/test/token", json={"userId": first})
+    headers = {"Authorization": f"Bearer {tokens.json()['accessToken']}"}
+    closed = await client.delete(f"{USER}/api/users/me", headers=headers)
+    assert closed.status_code == 200, closed.text
+    # The same Google account logs in again (with a new address at Google): a new account.
+    second = await google(_address("after"))
+    assert second != first
+
+    restored = await client.put(f"{USER}/api/users/{first}/restore", headers=headers)
+    assert restored.status_code == 409, restored.text
