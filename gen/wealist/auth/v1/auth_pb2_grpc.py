@@ -148,7 +148,8 @@ class AuthServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def IssueTestToken(self, request, context):
-        """Dev/test login without Google: finds or creates the user by e-mail and returns a token pair.
+        """Dev/test login without Google: the account whose verified e-mail this is, or a new one (the e-mail
+        counts as verified: the switch trusts its caller), and a token pair of a new session.
         Answers NOT_FOUND unless the test login is switched on.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -171,8 +172,10 @@ class AuthServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CompleteGoogleLogin(self, request, context):
-        """Google's redirect back: exchanges the code, finds or creates the user, and redirects to the web
-        client's callback with a token pair.
+        """Google's redirect back: exchanges the code and redirects to the web client's callback with a token
+        pair for the account linked to the Google subject, else the one whose verified e-mail Google
+        reports (then linked to the subject), else a new one. An account linked to another Google subject is
+        never entered: the callback gets ?error=account_linked_elsewhere.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

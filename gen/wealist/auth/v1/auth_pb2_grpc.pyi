@@ -54,7 +54,8 @@ class AuthServiceStub:
     GetOpenidConfiguration: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetOpenidConfigurationRequest, _auth_pb2.GetOpenidConfigurationResponse]
     """OpenID discovery document pointing at this deployment's public URLs."""
     IssueTestToken: _grpc.UnaryUnaryMultiCallable[_auth_pb2.IssueTestTokenRequest, _auth_pb2.IssueTestTokenResponse]
-    """Dev/test login without Google: finds or creates the user by e-mail and returns a token pair.
+    """Dev/test login without Google: the account whose verified e-mail this is, or a new one (the e-mail
+    counts as verified: the switch trusts its caller), and a token pair of a new session.
     Answers NOT_FOUND unless the test login is switched on.
     """
     GetTestStatus: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetTestStatusRequest, _auth_pb2.GetTestStatusResponse]
@@ -64,8 +65,10 @@ class AuthServiceStub:
     on, straight to the web client's callback with a token pair.
     """
     CompleteGoogleLogin: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CompleteGoogleLoginRequest, _auth_pb2.CompleteGoogleLoginResponse]
-    """Google's redirect back: exchanges the code, finds or creates the user, and redirects to the web
-    client's callback with a token pair.
+    """Google's redirect back: exchanges the code and redirects to the web client's callback with a token
+    pair for the account linked to the Google subject, else the one whose verified e-mail Google
+    reports (then linked to the subject), else a new one. An account linked to another Google subject is
+    never entered: the callback gets ?error=account_linked_elsewhere.
     """
     GetHealth: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetHealthRequest, _auth_pb2.GetHealthResponse]
     """Liveness as the original's /health route reported it."""
@@ -95,7 +98,8 @@ class AuthServiceAsyncStub(AuthServiceStub):
     GetOpenidConfiguration: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetOpenidConfigurationRequest, _auth_pb2.GetOpenidConfigurationResponse]  # type: ignore[assignment]
     """OpenID discovery document pointing at this deployment's public URLs."""
     IssueTestToken: _aio.UnaryUnaryMultiCallable[_auth_pb2.IssueTestTokenRequest, _auth_pb2.IssueTestTokenResponse]  # type: ignore[assignment]
-    """Dev/test login without Google: finds or creates the user by e-mail and returns a token pair.
+    """Dev/test login without Google: the account whose verified e-mail this is, or a new one (the e-mail
+    counts as verified: the switch trusts its caller), and a token pair of a new session.
     Answers NOT_FOUND unless the test login is switched on.
     """
     GetTestStatus: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetTestStatusRequest, _auth_pb2.GetTestStatusResponse]  # type: ignore[assignment]
@@ -105,8 +109,10 @@ class AuthServiceAsyncStub(AuthServiceStub):
     on, straight to the web client's callback with a token pair.
     """
     CompleteGoogleLogin: _aio.UnaryUnaryMultiCallable[_auth_pb2.CompleteGoogleLoginRequest, _auth_pb2.CompleteGoogleLoginResponse]  # type: ignore[assignment]
-    """Google's redirect back: exchanges the code, finds or creates the user, and redirects to the web
-    client's callback with a token pair.
+    """Google's redirect back: exchanges the code and redirects to the web client's callback with a token
+    pair for the account linked to the Google subject, else the one whose verified e-mail Google
+    reports (then linked to the subject), else a new one. An account linked to another Google subject is
+    never entered: the callback gets ?error=account_linked_elsewhere.
     """
     GetHealth: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetHealthRequest, _auth_pb2.GetHealthResponse]  # type: ignore[assignment]
     """Liveness as the original's /health route reported it."""
@@ -175,7 +181,8 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.IssueTestTokenRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.IssueTestTokenResponse, _abc.Awaitable[_auth_pb2.IssueTestTokenResponse]]:
-        """Dev/test login without Google: finds or creates the user by e-mail and returns a token pair.
+        """Dev/test login without Google: the account whose verified e-mail this is, or a new one (the e-mail
+        counts as verified: the switch trusts its caller), and a token pair of a new session.
         Answers NOT_FOUND unless the test login is switched on.
         """
 
@@ -203,8 +210,10 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.CompleteGoogleLoginRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.CompleteGoogleLoginResponse, _abc.Awaitable[_auth_pb2.CompleteGoogleLoginResponse]]:
-        """Google's redirect back: exchanges the code, finds or creates the user, and redirects to the web
-        client's callback with a token pair.
+        """Google's redirect back: exchanges the code and redirects to the web client's callback with a token
+        pair for the account linked to the Google subject, else the one whose verified e-mail Google
+        reports (then linked to the subject), else a new one. An account linked to another Google subject is
+        never entered: the callback gets ?error=account_linked_elsewhere.
         """
 
     @_abc_1.abstractmethod
