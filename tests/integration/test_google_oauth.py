@@ -429,3 +429,13 @@ async def test_a_google_account_never_lands_in_an_account_linked_to_another(
     assert again["userId"] == tokens["userId"]
     me = await _users(mesh).GetMyUser(user_pb2.GetMyUserRequest(), metadata=bearer(again["accessToken"]))
     assert me.user.google_id == owner.sub
+
+
+async def test_a_google_profile_without_a_subject_is_refused(
+    oauth: auth_pb2_grpc.AuthServiceAsyncStub, google: FakeGoogle
+) -> None:
+    """Accounts are linked by Google's subject: a login that names none cannot be placed."""
+    nameless = GoogleAccount(sub="", email=unique_email("nosub"), name="No Sub")
+    where, params = await _login(oauth, google, nameless)
+    assert where == WEB_CALLBACK
+    assert params == {"error": "oauth_userinfo_failed"}

@@ -7,18 +7,27 @@ default profile at the account's creation, and lets the owner of an untrusted ad
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from alembic import command
 from sqlalchemy.engine import make_url
 
 from devstack import StackInfo
-from mesh._db import alembic_config, ensure_database
-from services.user.__main__ import MIGRATIONS
+from devstack.supervisor import REPO_ROOT
+from mesh._db import ensure_database
+
+MIGRATIONS = REPO_ROOT / "services" / "user" / "migrations"
+# In a child process: the migrations import the user service's models, which would clash in SQLModel's
+# one metadata with the board models other tests of this process have imported.
+_UPGRADE = (
+    "import sys; from pathlib import Path; from alembic import command; from mesh._db import alembic_config; "
+    "command.upgrade(alembic_config(Path(sys.argv[1]), sys.argv[2]), sys.argv[3])"
+)
 
 BEFORE = "b7e3f1a9c2d4"  # the revision before e2f6a8c1d3b5 (users.email_verified)
 ZERO = "00000000-0000-0000-0000-000000000000"
@@ -36,6 +45,17 @@ def scratch(stack: StackInfo) -> Iterator[tuple[str, str]]:
     server = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
     with psycopg.connect(server, autocommit=True) as connection:
         connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def _upgrade(url: str, revision: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _UPGRADE, str(MIGRATIONS), url, revision],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def _account(
@@ -61,15 +81,14 @@ def test_only_addresses_a_login_wrote_are_trusted_and_an_untrusted_one_frees_its
     scratch: tuple[str, str],
 ) -> None:
     alembic_url, dsn = scratch
-    config = alembic_config(MIGRATIONS, alembic_url)
-    command.upgrade(config, BEFORE)
+    _upgrade(alembic_url, BEFORE)
     with psycopg.connect(dsn, autocommit=True) as connection:
         untouched = _account(connection, "kim@example.com", "kim@example.com")
         recased = _account(connection, "Lee@Example.com", "lee@example.com")
         squatter = _account(connection, "newhire@corp.example", "squatter@example.com")
         recreated = _account(connection, "late@example.com", "late@example.com", late=True)
 
-    command.upgrade(config, "head")
+    _upgrade(alembic_url, "head")
 
     with psycopg.connect(dsn, autocommit=True) as connection:
         rows = connection.execute("SELECT id::text, email_verified FROM users").fetchall()

@@ -101,9 +101,9 @@ class AuthServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def RefreshToken(self, request, context):
-        """Trades a refresh token for a new pair of the same session; the presented refresh token is revoked
-        (rotation). UNAUTHENTICATED when the session was logged out (SESSION_ENDED) or the account deleted
-        (ACCOUNT_CLOSED).
+        """Trades a refresh token for a new pair; the presented refresh token is revoked (rotation). The new pair
+        continues the login's session. UNAUTHENTICATED when the session was logged out (SESSION_ENDED) or
+        the account deleted (ACCOUNT_CLOSED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -35,9 +35,9 @@ class AuthServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AuthServiceAsyncStub: ...
     RefreshToken: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RefreshTokenRequest, _auth_pb2.RefreshTokenResponse]
-    """Trades a refresh token for a new pair of the same session; the presented refresh token is revoked
-    (rotation). UNAUTHENTICATED when the session was logged out (SESSION_ENDED) or the account deleted
-    (ACCOUNT_CLOSED).
+    """Trades a refresh token for a new pair; the presented refresh token is revoked (rotation). The new pair
+    continues the login's session. UNAUTHENTICATED when the session was logged out (SESSION_ENDED) or
+    the account deleted (ACCOUNT_CLOSED).
     """
     Logout: _grpc.UnaryUnaryMultiCallable[_auth_pb2.LogoutRequest, _auth_pb2.LogoutResponse]
     """Ends the session of the caller's access token: both tokens of a login carry one session id ("sid"),
@@ -79,9 +79,9 @@ class AuthServiceStub:
 class AuthServiceAsyncStub(AuthServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     RefreshToken: _aio.UnaryUnaryMultiCallable[_auth_pb2.RefreshTokenRequest, _auth_pb2.RefreshTokenResponse]  # type: ignore[assignment]
-    """Trades a refresh token for a new pair of the same session; the presented refresh token is revoked
-    (rotation). UNAUTHENTICATED when the session was logged out (SESSION_ENDED) or the account deleted
-    (ACCOUNT_CLOSED).
+    """Trades a refresh token for a new pair; the presented refresh token is revoked (rotation). The new pair
+    continues the login's session. UNAUTHENTICATED when the session was logged out (SESSION_ENDED) or
+    the account deleted (ACCOUNT_CLOSED).
     """
     Logout: _aio.UnaryUnaryMultiCallable[_auth_pb2.LogoutRequest, _auth_pb2.LogoutResponse]  # type: ignore[assignment]
     """Ends the session of the caller's access token: both tokens of a login carry one session id ("sid"),
@@ -126,9 +126,9 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.RefreshTokenRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.RefreshTokenResponse, _abc.Awaitable[_auth_pb2.RefreshTokenResponse]]:
-        """Trades a refresh token for a new pair of the same session; the presented refresh token is revoked
-        (rotation). UNAUTHENTICATED when the session was logged out (SESSION_ENDED) or the account deleted
-        (ACCOUNT_CLOSED).
+        """Trades a refresh token for a new pair; the presented refresh token is revoked (rotation). The new pair
+        continues the login's session. UNAUTHENTICATED when the session was logged out (SESSION_ENDED) or
+        the account deleted (ACCOUNT_CLOSED).
         """
 
     @_abc_1.abstractmethod
