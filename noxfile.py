@@ -20,7 +20,7 @@ def _install(session: nox.Session, extras: str) -> None:
 @nox.session(python=PYTHON)
 def up(session: nox.Session) -> None:
     """Run the whole platform on embedded Postgres, Redis and S3 (Ctrl-C stops it)."""
-    _install(session, "embedded")
+    _install(session, "embedded,cli")
     # devstack stops the services, then S3, Redis and Postgres, in order: give it the time to.
     session.run("python", "-m", "devstack", "up", *session.posargs, interrupt_timeout=60)
 
