@@ -9,17 +9,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any
 
 import grpc
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+from typing_extensions import TypeAliasType
 
 from mesh._context import current_user
 from mesh._errors import InvalidField
 
-Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
-"""The servicer context every generated servicer method receives."""
+# The servicer context every generated servicer method receives.
+Context = TypeAliasType("Context", grpc.aio.ServicerContext[Any, Any])
 
 
 def parse_uuid(value: str, *, field: str, allow_nil: bool = True) -> uuid.UUID:
