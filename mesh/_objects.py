@@ -5,10 +5,17 @@ that safe is what the URLs bind:
 
 - an upload URL signs ``Content-Type`` and ``Content-Length`` (SigV4 ``SignedHeaders``), so S3 refuses a
   PUT of another type or size than the one declared when the URL was issued;
-- the service HEADs the object before it accepts an upload (:meth:`ObjectStore.upload_problem`), because
-  not every S3-compatible server checks signatures (the dev stack's moto does not);
-- a download URL makes S3 answer with the stored type and ``Content-Disposition: attachment``, so a
-  file is saved, never rendered as a page of the bucket's origin.
+- the service HEADs the object before it accepts an upload (:meth:`ObjectStore.accept_upload`), because
+  not every S3-compatible server checks signatures (the dev stack's moto does not), and refuses any size
+  or type other than the declared ones;
+- an accepted object is rewritten in place (a server-side copy) with the declared type and
+  ``Content-Disposition: attachment``, so every download, presigned or public, is saved as a file with
+  the stored type and never rendered as a page of the bucket's origin. (Response overrides on the GET
+  URL would do it for presigned downloads only, and moto answers such a URL with 403 rather than 404
+  once its object is gone.)
+
+A later PUT to the same upload URL while it is still valid replaces the object again; on S3 the signature
+still holds it to the declared type and size.
 
 Presigning is computed locally (no request to the store). The MinIO SDK does the calls that do reach the
 store (HEAD, deletes), in a worker thread since it blocks.
@@ -29,6 +36,7 @@ from xml.sax.saxutils import escape
 
 import httpx
 from minio import Minio
+from minio.commonconfig import REPLACE, CopySource
 from minio.credentials.credentials import Credentials
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
@@ -178,17 +186,9 @@ class ObjectStore:
             headers={"Content-Type": content_type.strip(), "Content-Length": str(size)},
         )
 
-    def download_url(self, key: str, *, file_name: str, content_type: str) -> str:
-        """A presigned GET of ``key`` answered as a download of ``file_name`` with the stored type."""
-        return self.presign(
-            "GET",
-            key,
-            lifetime=self.download_lifetime,
-            query={
-                "response-content-type": content_type,
-                "response-content-disposition": attachment_disposition(file_name),
-            },
-        )
+    def download_url(self, key: str) -> str:
+        """A presigned GET of ``key`` (its type and disposition are the object's, set when accepted)."""
+        return self.presign("GET", key, lifetime=self.download_lifetime)
 
     def public_url(self, key: str) -> str:
         """Where browsers read an object of a public-read prefix: ``<public endpoint>/<bucket>/<key>``."""
@@ -229,6 +229,37 @@ class ObjectStore:
         stored, declared = media_type(found.content_type), media_type(content_type)
         if stored != declared:
             return f"the uploaded file is {stored or 'untyped'}, not {declared}"
+        return None
+
+    async def accept_upload(self, key: str, *, size: int, content_type: str, file_name: str) -> str | None:
+        """Accept the object at ``key`` as the declared upload; why not, or ``None`` once accepted.
+
+        After the HEAD of :meth:`upload_problem` the object is copied onto itself with the declared type
+        and ``Content-Disposition: attachment; filename=…``, which S3 then serves on every GET.
+        """
+        problem = await self.upload_problem(key, size=size, content_type=content_type)
+        if problem is not None:
+            return problem
+        metadata: dict[str, str | list[str] | tuple[str]] = {
+            "Content-Type": media_type(content_type),
+            "Content-Disposition": attachment_disposition(file_name),
+        }
+
+        def copy() -> None:
+            try:
+                self.client.copy_object(
+                    self.bucket,
+                    key,
+                    CopySource(self.bucket, key),
+                    metadata=metadata,
+                    metadata_directive=REPLACE,
+                )
+            except S3Error as error:
+                raise Unavailable(f"the object store answered {error.code}") from None
+            except (OSError, MaxRetryError) as error:
+                raise Unavailable(f"the object store cannot be reached: {type(error).__name__}") from None
+
+        await asyncio.to_thread(copy)
         return None
 
     async def delete(self, keys: Sequence[str]) -> list[str]:

@@ -190,7 +190,7 @@ def attachment_message(row: Attachment, store: ObjectStore) -> common_pb2.Attach
         entity_type=row.entity_type,
         status=row.status,
         file_name=row.file_name,
-        file_url=store.download_url(row.file_key, file_name=row.file_name, content_type=row.content_type),
+        file_url=store.download_url(row.file_key),
         file_size=row.file_size,
         content_type=row.content_type,
         uploaded_by=str(row.uploaded_by),
@@ -218,7 +218,7 @@ def inline_message(
         id=str(attachment_id),
         attachment_id=str(attachment_id),
         file_name=file_name,
-        file_url=store.download_url(file_key, file_name=file_name, content_type=content_type),
+        file_url=store.download_url(file_key),
         file_size=file_size,
         content_type=content_type,
         uploaded_by=str(uploaded_by),
@@ -248,8 +248,8 @@ async def confirm(
     Every id must be a live TEMP upload of ``user_id`` in the project's workspace, of ``entity_type``;
     otherwise INVALID_ARGUMENT naming ``attachmentIds`` with the contract's message (another user's or
     another workspace's upload reads as not found). Its object must be in the bucket with the size and
-    type declared for it (``store`` HEADs it), else INVALID_ARGUMENT naming ``attachmentIds`` too. Never
-    commits; an empty ``ids`` does nothing.
+    type declared for it, else INVALID_ARGUMENT naming ``attachmentIds`` too; ``store`` checks it and makes
+    S3 serve it as a download of that type from then on. Never commits; an empty ``ids`` does nothing.
     """
     wanted = list(dict.fromkeys(ids))
     if not wanted:
@@ -269,7 +269,9 @@ async def confirm(
         raise InvalidField("attachmentIds", ENTITY_MISMATCH)
     problems = await asyncio.gather(
         *(
-            store.upload_problem(row.file_key, size=row.file_size, content_type=row.content_type)
+            store.accept_upload(
+                row.file_key, size=row.file_size, content_type=row.content_type, file_name=row.file_name
+            )
             for row in rows
         )
     )
@@ -514,9 +516,7 @@ class AttachmentServicer(attachment_pb2_grpc.AttachmentServiceServicer):
         async with self.ctx.database.unit_of_work() as session:
             row = await self._visible(await session.get(Attachment, attachment_id), user_id)
         return attachment_pb2.GetAttachmentDownloadResponse(
-            download_url=self.ctx.store.download_url(
-                row.file_key, file_name=row.file_name, content_type=row.content_type
-            ),
+            download_url=self.ctx.store.download_url(row.file_key),
             file_name=row.file_name,
             content_type=row.content_type,
             expires_in=self.ctx.settings.download_url_seconds,

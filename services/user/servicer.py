@@ -613,9 +613,12 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
                 file_url=self.store.public_url(request.file_key.strip()),
             )
             # What was PUT must be what was declared (a server that ignores the signed headers would
-            # take anything): otherwise the row is not kept.
-            problem = await self.store.upload_problem(
-                attachment.file_key, size=attachment.file_size, content_type=attachment.content_type
+            # take anything): otherwise the row is not kept. Accepted, it is served as a download.
+            problem = await self.store.accept_upload(
+                attachment.file_key,
+                size=attachment.file_size,
+                content_type=attachment.content_type,
+                file_name=attachment.file_name,
             )
             if problem is not None:
                 raise InvalidField("fileKey", problem)
