@@ -41,7 +41,7 @@ from mesh._errors import (
 from mesh._http import http_server
 from mesh._identity import TlsMaterial, ensure_dev_pki, load_tls, pki_paths, spiffe_id
 from mesh._interceptors import accept_stream, accepts_stream_itself, bearer_token
-from mesh._logging import configure_logging
+from mesh._logging import JsonFormatter, configure_logging
 from mesh._membership import MembershipCache, invalidate_memberships, membership_key
 from mesh._objects import ObjectStore, S3Settings, StoredObject, cors_configuration, media_type
 from mesh._pubsub import ChannelHub, Subscriber
@@ -83,6 +83,7 @@ __all__ = [
     "Hosted",
     "InvalidArgument",
     "InvalidField",
+    "JsonFormatter",
     "JwksSource",
     "MembershipCache",
     "MeshError",

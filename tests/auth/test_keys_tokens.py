@@ -19,8 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc.jwk import RSAKey
 
-from mesh._errors import InvalidField, Unauthenticated
-from mesh._tokens import TokenVerifier, blacklist_key, peek_header
+from mesh import InvalidField, TokenVerifier, Unauthenticated, blacklist_key, peek_header
 from services.auth.__main__ import load_keys
 from services.auth.keys import KeyRing
 from services.auth.settings import AuthSettings

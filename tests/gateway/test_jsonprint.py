@@ -44,8 +44,7 @@ from wealist.board.v1 import board_pb2
 
 from gateway import jsonprint
 from gateway.jsonprint import encode, message_to_dict, printer_for, printer_of
-from mesh import all_services
-from mesh._descriptors import all_files
+from mesh import all_files, all_services
 
 PROTOS = Path(__file__).parent / "protos"
 

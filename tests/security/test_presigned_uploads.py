@@ -159,4 +159,4 @@ async def test_a_profile_picture_slot_is_bound_to_its_type_and_size(
     assert accepted.status_code == 201, accepted.text
     stored = await asyncio.to_thread(stack.s3.client().stat_object, stack.s3.bucket, slot["fileKey"])
     assert (stored.size, stored.content_type) == (len(PNG), "image/png")
-    assert stored.metadata["Content-Disposition"].startswith("attachment;")
+    assert (stored.metadata or {})["Content-Disposition"].startswith("attachment;")
