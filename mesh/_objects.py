@@ -106,7 +106,7 @@ def _hmac(key: bytes, message: str) -> bytes:
 
 
 class ObjectStore:
-    """One bucket: presigned PUT/GET URLs, HEAD, deletes and the bucket's CORS rules."""
+    """One bucket: presigned PUT/GET URLs, HEAD, accepting uploads, deletes and the bucket's CORS rules."""
 
     def __init__(self, settings: S3Settings) -> None:
         self.bucket = settings.s3_bucket
@@ -273,10 +273,11 @@ class ObjectStore:
 
         return await asyncio.to_thread(remove)
 
-    async def set_cors(self, origins: Sequence[str], methods: Sequence[str]) -> None:
+    def put_bucket_cors(self, origins: Sequence[str], methods: Sequence[str]) -> None:
         """Let browsers of ``origins`` use presigned URLs with ``methods`` (S3 PutBucketCors).
 
-        The SDK has no call for it, so the request is signed here (SigV4, as every S3 call).
+        Blocking: it is start-up work (the dev stack sets its bucket up with it), not a service's. The
+        SDK has no call for it, so the request is signed here with the SDK's SigV4 signer.
         """
         body = cors_configuration(origins, methods)
         digest = hashlib.sha256(body).hexdigest()
@@ -299,9 +300,9 @@ class ObjectStore:
             content_sha256=digest,
             date=now,
         )
-        async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
+        with httpx.Client(trust_env=False, timeout=10) as http:
             try:
-                response = await http.put(
+                response = http.put(
                     url.geturl(), content=body, headers={k: str(v) for k, v in signed.items()}
                 )
             except httpx.TransportError as error:
