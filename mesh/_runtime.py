@@ -95,16 +95,10 @@ def hosted_of(servicer: object) -> list[Hosted]:
             continue
         messages = importlib.import_module(module.__name__.removesuffix("_grpc"))
         service = messages.DESCRIPTOR.services_by_name[name.removesuffix("Servicer")]
-        found.append(Hosted(service, functools.partial(_register, add, servicer)))
+        found.append(Hosted(service, functools.partial(add, servicer)))
     if not found:
         raise TypeError(f"{type(servicer).__name__} subclasses no generated servicer base class")
     return found
-
-
-def _register(
-    add: Callable[[object, grpc.aio.Server], None], servicer: object, server: grpc.aio.Server
-) -> None:
-    add(servicer, server)
 
 
 class RemoteJwks(JwksSource):
