@@ -19,10 +19,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import grpc
-import redis.asyncio as aioredis
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health_pb2
-from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -37,183 +35,26 @@ from starlette.websockets import WebSocket
 from wealist.mesh.v1 import options_pb2
 
 from gateway import docs, streams
-from gateway.errors import HttpError, Refused, from_rpc_error, from_status
+from gateway.core import Gateway, presented_token
+from gateway.errors import HttpError, Refused, from_mesh_error, from_rpc_error
 from gateway.jsonprint import encode
-from gateway.metadata import grpc_timeout, http_code, outgoing_metadata
-from gateway.openapi import build_openapi
+from gateway.metadata import http_code, outgoing_metadata
+from gateway.mounts import split_prefix
 from gateway.redact import redact_uvicorn_logs
-from gateway.routing import Route, build_routes
 from gateway.settings import GatewaySettings
-from gateway.template import Router
 from gateway.transcode import build_request, envelope, response_payload
-from mesh import (
-    Channels,
-    MeshError,
-    RemoteJwks,
-    TokenVerifier,
-    UserAuth,
-    UserClaims,
-    all_services,
-    load_tls,
-    redis_client,
-)
-from mesh._interceptors import bearer_token
+from mesh import MeshError, all_services
 
 log = logging.getLogger("wealist.gateway")
 
-API_PREFIX = "/api/svc/"
-SEED_PREFIX = "/svc/"
 HTTP_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 # Successful statuses answered without a body (a route's success_status, or a service's x-http-code).
 NO_CONTENT = frozenset({204, 205})
 
 
-def split_prefix(path: str) -> tuple[str, str] | None:
-    """(workload, canonical path) of an API path; None for anything else (static files, own endpoints)."""
-    for prefix in (API_PREFIX, SEED_PREFIX):
-        if path.startswith(prefix):
-            workload, slash, rest = path[len(prefix) :].partition("/")
-            return (workload, slash + rest) if workload else None
-    if path.startswith("/api/oauth2/"):
-        return "auth", path[len("/api") :]
-    if path.startswith("/oauth2/"):
-        return "auth", path
-    return None
-
-
 def _json(body: Any, status: int, headers: Mapping[str, str]) -> Response:
     payload = encode(body)
     return Response(payload, status_code=status, media_type="application/json", headers=dict(headers))
-
-
-class Backend:
-    """One callable per route, on the long-lived channel of its workload.
-
-    Made on first use: a grpc.aio channel belongs to the event loop it was created in, and the app is
-    built before the server's loop runs.
-    """
-
-    __slots__ = ("_call", "_channels", "route")
-
-    def __init__(self, route: Route, channels: Channels) -> None:
-        self.route = route
-        self._channels = channels
-        self._call: Any = None
-
-    @property
-    def call(self) -> Any:
-        """The multi-callable of this route's gRPC method."""
-        if self._call is None:
-            self._call = _callable(self.route, self._channels.to(self.route.workload))
-        return self._call
-
-
-def _callable(route: Route, channel: grpc.aio.Channel) -> Any:
-    serialize = route.request_class.SerializeToString
-    deserialize = route.response_class.FromString
-    # Registered methods get their call handle once, as generated stubs do, not on every call (the flag
-    # is grpcio's own, used by its generated code; the typing stubs do not list it).
-    if route.client_streaming and route.server_streaming:
-        return channel.stream_stream(route.grpc_path, serialize, deserialize, _registered_method=True)  # type: ignore[call-arg]
-    if route.server_streaming:
-        return channel.unary_stream(route.grpc_path, serialize, deserialize, _registered_method=True)  # type: ignore[call-arg]
-    return channel.unary_unary(route.grpc_path, serialize, deserialize, _registered_method=True)  # type: ignore[call-arg]
-
-
-class Gateway:
-    """The route table, the backend channels and the edge checks, built once at start."""
-
-    def __init__(
-        self,
-        settings: GatewaySettings,
-        services: Sequence[ServiceDescriptor],
-        *,
-        addresses: Mapping[str, str] | None = None,
-    ) -> None:
-        self.settings = settings
-        self.services = list(services)
-        self.routes = build_routes(self.services)
-        self.workloads = sorted({route.workload for route in self.routes})
-        self.addresses = dict(addresses or {})
-        tls = None if settings.istio_mode else load_tls(settings.state_dir, settings.workload)
-        self.channels = Channels(settings, tls, addresses=self.addresses, propagate=False)
-        self.redis: aioredis.Redis = redis_client(settings.redis_url)
-        self.verifier = TokenVerifier(
-            jwks=RemoteJwks(self.channels), redis=self.redis, issuer=settings.jwt_issuer
-        )
-        self.routers: dict[str, Router[Backend]] = {}
-        for route in self.routes:
-            router = self.routers.setdefault(route.workload, Router())
-            router.add(route.verb, route.template, Backend(route, self.channels))
-        self.openapi = build_openapi(self.services)
-        self.registry = CollectorRegistry()
-        self._observed: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        self.requests = Counter(
-            "http_requests_total", "HTTP requests by route template and status.",
-            ["method", "route", "status"], registry=self.registry,
-        )  # fmt: skip
-        self.latency = Histogram(
-            "http_request_duration_seconds", "Time to answer an HTTP request, by route template.",
-            ["method", "route"], registry=self.registry,
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-        )  # fmt: skip
-
-    def observe(self, method: str, label: str, status: int, seconds: float) -> None:
-        """Count one request and its latency; the labelled children are looked up once per combination."""
-        key = (method, label, status)
-        children = self._observed.get(key)
-        if children is None:
-            children = (self.requests.labels(method, label, str(status)), self.latency.labels(method, label))
-            self._observed[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
-
-    async def close(self) -> None:
-        """Close the channels and Redis (at shutdown)."""
-        await self.channels.close()
-        await self.redis.aclose()
-
-    def find(self, verb: str, path: str) -> tuple[Backend, dict[str, str]] | HttpError:
-        """The route of a request, or the 404/405 to answer."""
-        target = split_prefix(path)
-        router = self.routers.get(target[0]) if target else None
-        if target is None or router is None:
-            return HttpError(404, "NOT_FOUND", "no such route")
-        found = router.find(verb, target[1])
-        if found is not None:
-            return found
-        if router.allowed_methods(target[1]):
-            return HttpError(405, "METHOD_NOT_ALLOWED", f"{verb} is not allowed here")
-        return HttpError(404, "NOT_FOUND", "no such route")
-
-    async def user_token(self, route: Route, token: str | None) -> UserClaims | None:
-        """The user of the call (its token to forward), checked at the edge as the method's option asks."""
-        if route.user is UserAuth.REFUSED:
-            return None
-        if token is None:
-            if route.user is UserAuth.REQUIRED:
-                raise Refused(HttpError(401, "TOKEN_MISSING", "an access token is required"))
-            return None
-        return await self.verifier.verify(
-            token, expected_type="access", closed_account_allowed=route.closed_account_allowed
-        )
-
-    def deadline(self, route: Route, header: str | None) -> float | None:
-        """Grpc-Timeout when the client sent one, else the workload's default; streams have none."""
-        if route.server_streaming or route.client_streaming:
-            return None
-        return grpc_timeout(header) or self.settings.deadline_for(route.workload)
-
-
-def mesh_error(error: MeshError) -> HttpError:
-    """The HttpError of a domain error raised in the gateway itself (a bad body, a bad token)."""
-    field = getattr(error, "field", None)
-    return HttpError(
-        status=from_status(error.status, error.message).status,
-        code=error.code,
-        message=error.message,
-        field=field,
-    )
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -259,7 +100,7 @@ async def api(gateway: Gateway, request: Request) -> Response:
             headers["upgrade"] = "websocket"
             hint = "this route is a WebSocket: connect with an upgrade"
             raise Refused(HttpError(426, "UPGRADE_REQUIRED", hint))
-        user = await gateway.user_token(route, bearer_token(request_headers.get("authorization")))
+        user = await gateway.user_token(route, presented_token(request_headers.get("authorization")))
         token = user.token if user else None
         body = await read_body(request, settings.max_body_bytes) if route.body else b""
         raw_query = scope["query_string"]
@@ -291,7 +132,7 @@ async def api(gateway: Gateway, request: Request) -> Response:
     except Refused as stop:
         response = _json(stop.error.body(), stop.error.status, headers)
     except MeshError as error:
-        failure = mesh_error(error)
+        failure = from_mesh_error(error)
         response = _json(failure.body(), failure.status, headers)
     except grpc.aio.AioRpcError as error:
         failure = from_rpc_error(error)

@@ -1,8 +1,9 @@
 """Streaming RPCs over HTTP: server streams as SSE or WebSocket, bidirectional streams as WebSocket.
 
 Browsers cannot set headers on EventSource or WebSocket, so these routes also take the access token
-from ``?token=``, as the web client sends it. When the client goes away the gRPC call is cancelled, so
-the service releases what it held for the stream.
+from ``?token=``, as the web client sends it, when no ``Authorization`` header is sent (a header that
+is sent must be a well-formed ``Bearer``: see ``gateway.core.presented_token``). When the client goes
+away the gRPC call is cancelled, so the service releases what it held for the stream.
 
 Bidirectional sockets: the first request message of a socket is the opening one, built from the path
 and query (no body). The gateway sends it as soon as the socket is accepted, so the service knows what
@@ -17,7 +18,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 from google.protobuf.message import Message
@@ -25,18 +26,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gateway.errors import HttpError, Refused, from_rpc_error
+from gateway.core import Backend, Gateway, presented_token
+from gateway.errors import HttpError, Refused, from_mesh_error, from_rpc_error, ws_close_code
 from gateway.jsonprint import encode
 from gateway.metadata import outgoing_metadata
 from gateway.routing import Route
 from gateway.transcode import build_request, merge_json, response_payload
 from mesh import MeshError, Unauthenticated, UserClaims
-
-if TYPE_CHECKING:
-    from gateway.app import Backend, Gateway
-
-# A socket closed for a reason the client should not retry blindly: 4401 like HTTP 401, 4403 like 403.
-WS_CLOSE_BASE = 4000
 
 
 def _query_without_token(query: Any) -> list[tuple[str, str]]:
@@ -44,10 +40,7 @@ def _query_without_token(query: Any) -> list[tuple[str, str]]:
 
 
 def _token(request: Request | WebSocket) -> str | None:
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return request.query_params.get("token")
+    return presented_token(request.headers.get("authorization"), request.query_params.get("token"))
 
 
 def _event(name: str, data: Any) -> bytes:
@@ -118,17 +111,12 @@ async def websocket(gateway: Gateway, backend: Backend, values: Mapping[str, str
     try:
         user = await gateway.user_token(route, _token(socket))
         opening = build_request(route, values, query, b"")
-    except MeshError as error:
+    except (MeshError, Refused) as error:
         # Accepted, then closed with 4000 + the HTTP status: a browser sees the code, where a refused
         # handshake would only show 1006.
+        failure = error.error if isinstance(error, Refused) else from_mesh_error(error)
         await socket.accept()
-        await socket.close(
-            code=WS_CLOSE_BASE + (401 if error.status is grpc.StatusCode.UNAUTHENTICATED else 400)
-        )
-        return
-    except Refused as refused:  # a missing token
-        await socket.accept()
-        await socket.close(code=WS_CLOSE_BASE + refused.error.status)
+        await socket.close(code=ws_close_code(failure))
         return
     await socket.accept()
     metadata = outgoing_metadata(socket.headers, request_id=request_id, token=user.token if user else None)
@@ -152,7 +140,7 @@ async def websocket(gateway: Gateway, backend: Backend, values: Mapping[str, str
             failure = from_rpc_error(error)
             with contextlib.suppress(Exception):
                 await socket.send_text(json.dumps(failure.body()))
-                await socket.close(code=WS_CLOSE_BASE + failure.status)
+                await socket.close(code=ws_close_code(failure))
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
@@ -185,7 +173,7 @@ async def _end_when_lapsed(
     failure = await _lapsed(gateway, route, user)
     with contextlib.suppress(Exception):
         await socket.send_text(encode(failure.body()).decode())
-        await socket.close(code=WS_CLOSE_BASE + failure.status)
+        await socket.close(code=ws_close_code(failure))
     call.cancel()
 
 

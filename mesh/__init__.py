@@ -33,7 +33,7 @@ from mesh._errors import (
     Unavailable,
 )
 from mesh._identity import TlsMaterial, ensure_dev_pki, load_tls, pki_paths, spiffe_id
-from mesh._interceptors import accept_stream, accepts_stream_itself
+from mesh._interceptors import accept_stream, accepts_stream_itself, bearer_token
 from mesh._logging import configure_logging
 from mesh._membership import MembershipCache, invalidate_memberships, membership_key
 from mesh._pubsub import ChannelHub, Subscriber
@@ -88,6 +88,7 @@ __all__ = [
     "account_closed_key",
     "all_files",
     "all_services",
+    "bearer_token",
     "blacklist_key",
     "close_account",
     "configure_logging",

@@ -26,13 +26,11 @@ from google.protobuf.descriptor import ServiceDescriptor
 from pydantic import AliasChoices, SecretStr
 from pydantic.fields import FieldInfo
 
-from gateway.app import API_PREFIX, SEED_PREFIX
+from gateway.mounts import API_PREFIX, EDGE_PREFIXES, GATEWAY_WORKLOAD, SEED_PREFIX
 from gateway.routing import Route, build_routes
 from gateway.settings import GatewaySettings
 from mesh import DEFAULT_PORTS, MeshSettings, method_access
 from tools.policy import (
-    EDGE_PREFIXES,
-    GATEWAY_WORKLOAD,
     INGRESS_GATEWAY,
     INGRESS_PORT,
     Document,

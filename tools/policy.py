@@ -24,7 +24,7 @@ from typing import Any
 
 from google.protobuf.descriptor import ServiceDescriptor
 
-from gateway.app import API_PREFIX, SEED_PREFIX
+from gateway.mounts import EDGE_PREFIXES, GATEWAY_WORKLOAD, SEED_PREFIX
 from gateway.routing import bindings
 from gateway.settings import GatewaySettings
 from mesh import (
@@ -40,7 +40,6 @@ from mesh import (
 
 Resource = dict[str, Any]
 
-GATEWAY_WORKLOAD = "gateway"
 AUTH_WORKLOAD = "auth"
 # The Gateway API Gateway (the ingress proxy Istio deploys for it is named "<gateway>-istio").
 INGRESS_GATEWAY = "wealist"
@@ -53,10 +52,8 @@ HEALTH_PATHS = ("/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch")
 # Both reflection versions, by prefix, as mesh's builtin_access matches them; grpcurl tries v1 first.
 REFLECTION_PATHS = ("/grpc.reflection.v1.ServerReflection/*", "/grpc.reflection.v1alpha.ServerReflection/*")
 METRICS_PATH = "/metrics"
-# The paths the REST gateway serves to the outside, as gateway.app splits them; its own /health,
+# The paths the REST gateway serves to the outside are gateway.mounts.EDGE_PREFIXES; its own /health,
 # /metrics and /docs stay inside the cluster.
-OAUTH_PREFIXES = ("/api/oauth2/", "/oauth2/")
-EDGE_PREFIXES = (API_PREFIX, SEED_PREFIX, *OAUTH_PREFIXES)
 # Only access tokens identify a user; a refresh token (same issuer and key) must not pass as one.
 TOKEN_TYPE_CLAIM = "request.auth.claims[type]"  # noqa: S105 - a claim's name, no secret
 PART_OF = {"app.kubernetes.io/part-of": "wealist"}
