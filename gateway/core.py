@@ -166,7 +166,12 @@ class Gateway:
         )
 
     def deadline(self, route: Route, header: str | None) -> float | None:
-        """Grpc-Timeout when the client sent one, else the workload's default; streams have none."""
+        """Grpc-Timeout when the client sent one (cut to the workload's maximum), else the workload's
+        default; streams have none.
+        """
         if route.server_streaming or route.client_streaming:
             return None
-        return grpc_timeout(header) or self.settings.deadline_for(route.workload)
+        asked = grpc_timeout(header)
+        if not asked:  # none, malformed, or zero
+            return self.settings.deadline_for(route.workload)
+        return min(asked, self.settings.max_deadline_for(route.workload))

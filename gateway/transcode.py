@@ -25,18 +25,43 @@ from mesh import InvalidArgument, InvalidField
 # json_format names the failing field in each nesting level: "Failed to parse a field: Failed to parse b".
 _FAILED_FIELD = re.compile(r"Failed to parse (\w+) field")
 
+# How deeply a client's JSON (a body, a WebSocket frame, a JSON query filter) may nest. The contract's
+# deepest document is a few levels; Python's parser and json_format recurse per level and fail as a 500
+# near a thousand, so anything past this is refused as a 400 first.
+MAX_JSON_DEPTH = 64
+
 
 def _field_of(error: json_format.ParseError) -> str | None:
     names = _FAILED_FIELD.findall(str(error))
     return ".".join(names) if names else None
 
 
-def parse_json_object(raw: bytes) -> Any:
-    """The decoded JSON body; 400 when it is not JSON."""
+def parse_json_object(raw: bytes | str, *, field: str = "body") -> Any:
+    """The decoded JSON of a body or frame; 400 when it is not JSON or nests past ``MAX_JSON_DEPTH``."""
     try:
-        return json.loads(raw)
+        document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise InvalidArgument("the request body is not valid JSON", code="MALFORMED_JSON") from None
+        raise InvalidArgument(f"the request {field} is not valid JSON", code="MALFORMED_JSON") from None
+    except RecursionError:
+        document = None  # deeper than Python's own limit: refused below
+    else:
+        if not _nested_deeper(document, MAX_JSON_DEPTH):
+            return document
+    raise InvalidField(field, f"nests deeper than {MAX_JSON_DEPTH} levels", code="MALFORMED_JSON")
+
+
+def _nested_deeper(document: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` levels in ``document`` (no recursion)."""
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def merge_json(message: Message, document: Any, *, prefix: str = "") -> None:

@@ -26,6 +26,7 @@ from grpc_tools import protoc
 
 from devstack import StackInfo
 from gateway.app import create_app
+from gateway.server import GatewayServer, server_config
 from gateway.settings import GatewaySettings
 from mesh import (
     Channels,
@@ -38,7 +39,6 @@ from mesh import (
     ensure_dev_pki,
     load_tls,
 )
-from mesh._http import http_server
 from tools.protogen import PROTO_ROOT, _googleapis_root
 
 PROTOS = Path(__file__).parent / "protos"
@@ -221,7 +221,7 @@ async def gateway(stack: StackInfo, echo_backend: EchoBackend) -> AsyncIterator[
             "echo": echo_backend.address,
         },
     )
-    server = http_server(app)
+    server = GatewayServer(server_config(app, settings, lifespan="off", loop="none"), quiet=True)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
