@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from gateway.errors import HttpError, Refused
 from gateway.metadata import grpc_timeout
 from gateway.mounts import split_prefix
-from gateway.openapi import openapi_document
+from gateway.openapi import openapi_document, platform_comments
 from gateway.routing import Route, build_routes
 from gateway.settings import GatewaySettings
 from gateway.template import Router
@@ -108,7 +108,7 @@ class Gateway:
         for route in self.routes:
             router = self.routers.setdefault(route.workload, Router())
             router.add(route.verb, route.template, Backend(route, self.channels))
-        self.openapi = openapi_document(self.routes)
+        self.openapi = openapi_document(self.routes, comments=platform_comments())
         self.registry = CollectorRegistry()
         self._observed: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.requests = Counter(

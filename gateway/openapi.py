@@ -8,9 +8,15 @@ service's mount prefix (gateway/mounts.py). Request and response schemas follow 
 success bodies are wrapped in the envelope the route resolved; errors share one schema; security comes
 from the method's access option.
 
-Descriptors loaded from generated ``_pb2`` modules carry no source comments, so summaries default to
-the method name. ``proto_comments`` reads them from ``FileDescriptorProto``\\ s compiled with source
-info (``protoc --include_source_info``) when such a set is at hand; nothing is made up otherwise.
+Descriptors loaded from generated ``_pb2`` modules carry no source comments. ``proto_comments`` reads
+them from ``FileDescriptorProto``\\ s compiled with source info (``protoc --include_source_info``);
+the gateway passes those of the platform (``platform_comments``, from the set ``nox -s proto`` writes
+beside the generated code), so each operation's summary and description are its method's comment.
+Without comments, summaries are the method names; nothing is made up.
+
+Path parameters are named as clients name the fields (``{boardId}``); what the services accept beyond
+a field's type (``wealist.mesh.v1.field``: a UUID, lengths, a closed set of values) and the
+``X-Workspace-Id`` header a method reads are declared, so SDKs and fuzzers build valid requests.
 
 The output is deterministic (paths, components and tags sorted; parameters in template then field
 order), so the gateway computes it once at start and can serve and cache it as is (``render_openapi``).
@@ -19,19 +25,26 @@ order), so the gateway computes it once at start and can serve and cache it as i
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
 from typing import Any
 
 from google.api import field_behavior_pb2
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor, ServiceDescriptor
-from google.protobuf.descriptor_pb2 import DescriptorProto, EnumDescriptorProto, FileDescriptorProto
+from google.protobuf.descriptor_pb2 import (
+    DescriptorProto,
+    EnumDescriptorProto,
+    FileDescriptorProto,
+    FileDescriptorSet,
+)
 from wealist.mesh.v1 import options_pb2
 
 from gateway.mounts import MOUNT_PREFIXES
 from gateway.query import resolve_field
-from gateway.routing import Route, build_routes
+from gateway.routing import Route, build_routes, field_rules
 from gateway.template import Literal, Variable, Wildcard
 from mesh import UserAuth
 
@@ -278,6 +291,17 @@ def proto_comments(files: Iterable[FileDescriptorProto]) -> dict[str, str]:
     return found
 
 
+@functools.cache
+def platform_comments() -> Mapping[str, str]:
+    """The source comments of the platform's proto files (``wealist/source_info.binpb``, written by
+    ``nox -s proto`` beside the generated code); empty when that file is absent.
+    """
+    source = resources.files("wealist") / "source_info.binpb"
+    if not source.is_file():
+        return {}
+    return proto_comments(FileDescriptorSet.FromString(source.read_bytes()).file)
+
+
 def _qualified(scope: str, name: str) -> str:
     return f"{scope}.{name}" if scope else name
 
@@ -329,16 +353,70 @@ def _is_map(field: FieldDescriptor) -> bool:
 
 
 def _path_variables(route: Route) -> list[tuple[Variable | Wildcard, str]]:
-    """The template's variables and anonymous wildcards with their OpenAPI parameter names."""
+    """The template's variables and anonymous wildcards with their OpenAPI parameter names.
+
+    A variable is named as clients name its field, in proto3 JSON (``boardId`` for ``{board_id}``).
+    """
     found: list[tuple[Variable | Wildcard, str]] = []
     anonymous = 0
     for part in route.template.parts:
         if isinstance(part, Variable):
-            found.append((part, part.field_path))
+            target = resolve_field(route.method.input_type, part.field_path)
+            assert target is not None  # routing refused a template naming no field
+            found.append((part, target.json_path))
         elif isinstance(part, Wildcard):
             anonymous += 1
             found.append((part, f"_wildcard{anonymous}"))
     return found
+
+
+# String formats by wealist.mesh.v1.StringFormat, as JSON Schema names them.
+_FORMATS = {
+    options_pb2.STRING_FORMAT_UUID: "uuid",
+    options_pb2.STRING_FORMAT_EMAIL: "email",
+    options_pb2.STRING_FORMAT_URI: "uri",
+}
+
+
+def _with_rules(schema: Schema, field: FieldDescriptor) -> Schema:
+    """A string's schema with the format, lengths and closed set its ``wealist.mesh.v1.field`` declares."""
+    if field.type != FieldDescriptor.TYPE_STRING:
+        return schema
+    rules = field_rules(field)
+    if rules.format in _FORMATS:
+        schema["format"] = _FORMATS[rules.format]
+    elif rules.format == options_pb2.STRING_FORMAT_JSON_OBJECT:
+        schema["contentMediaType"] = "application/json"
+        schema["contentSchema"] = {"type": "object"}
+    if rules.min_length:
+        schema["minLength"] = rules.min_length
+    if rules.max_length:
+        schema["maxLength"] = rules.max_length
+    if rules.allowed:
+        schema["enum"] = list(rules.allowed)
+    return schema
+
+
+def _with_max_items(schema: Schema, field: FieldDescriptor) -> Schema:
+    max_items = field_rules(field).max_items
+    if max_items:
+        schema["maxItems"] = max_items
+    return schema
+
+
+def _workspace_header(route: Route) -> Schema | None:
+    """The X-Workspace-Id header parameter of a route that reads it."""
+    if route.workspace_header == options_pb2.WORKSPACE_HEADER_UNSPECIFIED:
+        return None
+    required = route.workspace_header == options_pb2.WORKSPACE_HEADER_REQUIRED
+    return {
+        "name": "X-Workspace-Id",
+        "in": "header",
+        "required": required,
+        "schema": {"type": "string", "format": "uuid"},
+        "description": "The workspace the call is for: the web client's current one."
+        + ("" if required else " Read when sent (see the operation's description)."),
+    }
 
 
 def _openapi_path(route: Route) -> str:
@@ -414,7 +492,7 @@ class _Builder:
             return self.message_schema(_message_of(field))
         if field.type == FieldDescriptor.TYPE_ENUM and field.enum_type is not None:
             return self.enum_schema(field.enum_type)
-        return dict(_SCALARS[field.type])
+        return _with_rules(dict(_SCALARS[field.type]), field)
 
     def field_schema(self, field: FieldDescriptor) -> Schema:
         """The JSON schema of one field's value, repeated and map fields included."""
@@ -429,7 +507,7 @@ class _Builder:
                 schema["propertyNames"] = {"pattern": key_pattern}
             return schema
         if field.is_repeated:
-            return {"type": "array", "items": self._single_schema(field)}
+            return _with_max_items({"type": "array", "items": self._single_schema(field)}, field)
         return self._single_schema(field)
 
     def _proto3_optionals(self, message: Descriptor) -> frozenset[str]:
@@ -582,7 +660,8 @@ class _Builder:
             schema["type"] = schema["type"][0]  # a wrapper's null is simply leaving the parameter out
         parameter: Schema = {"name": name, "in": "query", "schema": schema}
         if field.is_repeated:
-            parameter.update(schema={"type": "array", "items": schema}, style="form", explode=True)
+            array = _with_max_items({"type": "array", "items": schema}, field)
+            parameter.update(schema=array, style="form", explode=True)
         if field.full_name in self.comments:
             parameter["description"] = self.comments[field.full_name]
         if field_behavior_pb2.REQUIRED in _field_behaviors(field):
@@ -638,6 +717,9 @@ class _Builder:
                 parameters += self._query_parameters(request, {*bound, route.body})
         else:
             parameters += self._query_parameters(request, bound)
+        header = _workspace_header(route)
+        if header is not None:
+            parameters.append(header)
         if parameters:
             found["parameters"] = parameters
         return found

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from google.api import annotations_pb2, http_pb2
-from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from wealist.mesh.v1 import options_pb2
@@ -60,6 +60,10 @@ class Route:
     access: MethodAccess
     # 0 for the method's primary rule, 1.. for its additional_bindings in order.
     binding_index: int = 0
+    workspace_header: int = options_pb2.WORKSPACE_HEADER_UNSPECIFIED
+    # (proto path, JSON path) of the request's string fields declared STRING_FORMAT_JSON_OBJECT, which
+    # the gateway checks at the edge (see wealist.mesh.v1.StringFormat).
+    json_text_fields: tuple[tuple[str, str], ...] = ()
 
     @property
     def label(self) -> str:
@@ -170,4 +174,30 @@ def _route(
         bound=frozenset(bound),
         access=access,
         binding_index=index,
+        workspace_header=rest.workspace_header,
+        json_text_fields=tuple(_json_text_fields(request)),
     )
+
+
+def field_rules(field: FieldDescriptor) -> options_pb2.FieldRules:
+    """The ``wealist.mesh.v1.field`` rules of a field (empty when it declares none)."""
+    return field.GetOptions().Extensions[options_pb2.field]
+
+
+def _json_text_fields(
+    message: Descriptor, proto_prefix: str = "", json_prefix: str = "", seen: frozenset[str] = frozenset()
+) -> Iterator[tuple[str, str]]:
+    """Singular string fields declared to hold a JSON object, through singular message fields."""
+    for field in message.fields:
+        if field.is_repeated:
+            continue
+        if field.message_type is not None:
+            if field.message_type.full_name not in seen:
+                yield from _json_text_fields(
+                    field.message_type,
+                    f"{proto_prefix}{field.name}.",
+                    f"{json_prefix}{field.json_name}.",
+                    seen | {message.full_name},
+                )
+        elif field_rules(field).format == options_pb2.STRING_FORMAT_JSON_OBJECT:
+            yield f"{proto_prefix}{field.name}", f"{json_prefix}{field.json_name}"

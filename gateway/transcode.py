@@ -29,6 +29,7 @@ _FAILED_FIELD = re.compile(r"Failed to parse (\w+) field")
 # deepest document is a few levels; Python's parser and json_format recurse per level and fail as a 500
 # near a thousand, so anything past this is refused as a 400 first.
 MAX_JSON_DEPTH = 64
+_TOO_DEEP = object()
 
 
 def _field_of(error: json_format.ParseError) -> str | None:
@@ -98,7 +99,28 @@ def build_request(
     for path, value in path_values.items():
         set_field(message, path, value)
     apply_query(message, query, bound=route.bound)
+    for proto_path, json_path in route.json_text_fields:
+        _check_json_text(message, proto_path, json_path)
     return message
+
+
+def _check_json_text(message: Message, proto_path: str, json_path: str) -> None:
+    """A string field declared to hold a JSON object holds one (or nothing): 400 naming it otherwise."""
+    value: Any = message
+    for part in proto_path.split("."):
+        value = getattr(value, part)
+    if not value.strip():
+        return
+    try:
+        document = json.loads(value)
+    except ValueError:
+        raise InvalidField(json_path, "must be valid JSON") from None
+    except RecursionError:
+        document = _TOO_DEEP
+    if document is _TOO_DEEP or _nested_deeper(document, MAX_JSON_DEPTH):
+        raise InvalidField(json_path, f"nests deeper than {MAX_JSON_DEPTH} levels")
+    if not isinstance(document, dict):
+        raise InvalidField(json_path, "must be a JSON object")
 
 
 def to_json(message: Message) -> Any:

@@ -66,6 +66,18 @@ async def test_json_nested_too_deeply_is_a_400_naming_the_body(gateway: GatewayU
     assert reply.status_code == 201
 
 
+async def test_a_json_query_filter_nested_too_deeply_is_a_400_naming_it(gateway: GatewayUnderTest) -> None:
+    """``customFields`` is declared a JSON object (wealist.mesh.v1.field): checked at the edge."""
+    pair = await _login(gateway.client)
+    url = f"/api/svc/board/api/boards/project/{uuid.uuid4()}"
+    auth = {"Authorization": f"Bearer {pair['accessToken']}"}
+    for value in ("[" * 3000 + "]" * 3000, '{"a":' * 100 + "1" + "}" * 100, "{not json", "[1]"):
+        reply = await gateway.client.get(url, params={"customFields": value}, headers=auth)
+        assert reply.status_code == 400, (value[:20], reply.text)
+        error = _error(reply)
+        assert (error["code"], error["field"]) == ("VALIDATION_ERROR", "customFields"), value[:20]
+
+
 async def test_a_path_that_is_not_utf8_is_a_400_naming_the_variable(gateway: GatewayUnderTest) -> None:
     for prefix in ("/api/svc", "/svc"):
         reply = await gateway.client.get(f"{prefix}/board/api/boards/%c0")
@@ -148,6 +160,17 @@ async def test_unknown_prefixes_answer_the_json_envelope(gateway: GatewayUnderTe
     assert head.startswith(b"HTTP/1.1 404"), answer
     assert b"application/json" in head
     assert json.loads(body)["error"]["code"] == "NOT_FOUND"
+
+
+async def test_the_served_document_carries_the_proto_comments(gateway: GatewayUnderTest) -> None:
+    document = (await gateway.client.get("/openapi.json")).json()
+    refresh = document["paths"]["/api/svc/auth/api/auth/refresh"]["post"]
+    assert refresh["description"].startswith("Trades a refresh token for a new pair")
+    profile = document["paths"]["/api/svc/user/api/profiles/me"]["get"]
+    assert {"name": "X-Workspace-Id", "in": "header", "required": True}.items() <= profile["parameters"][
+        0
+    ].items()
+    assert "/api/svc/board/api/boards/{boardId}" in document["paths"]
 
 
 # --- the contract's health routes under each service prefix ---------------------------------------------
