@@ -18,7 +18,7 @@ from google.protobuf.message import Message
 from wealist.mesh.v1 import options_pb2
 
 from gateway.jsonprint import message_to_dict
-from gateway.query import apply_query, set_field
+from gateway.query import apply_query, resolve_field, set_field
 from gateway.routing import Route
 from mesh import InvalidArgument, InvalidField
 
@@ -30,6 +30,11 @@ _FAILED_FIELD = re.compile(r"Failed to parse (\w+) field")
 # near a thousand, so anything past this is refused as a 400 first.
 MAX_JSON_DEPTH = 64
 _TOO_DEEP = object()
+
+# Text the platform stores cannot hold NUL (Postgres refuses it in text and JSONB, which was a 500), and
+# no field has a use for it: a client string carrying one is refused here, naming the field.
+_NUL = "\x00"
+_NUL_REASON = "must not contain the NUL character"
 
 
 def _field_of(error: json_format.ParseError) -> str | None:
@@ -47,8 +52,31 @@ def parse_json_object(raw: bytes | str, *, field: str = "body") -> Any:
         document = None  # deeper than Python's own limit: refused below
     else:
         if not _nested_deeper(document, MAX_JSON_DEPTH):
+            # Raw control characters are no valid JSON, so a NUL can only come in as its escape.
+            escape: bytes | str = b"\\u0000" if isinstance(raw, bytes) else "\\u0000"
+            if escape in raw and (where := _nul_path(document)) is not None:
+                raise InvalidField(where or field, _NUL_REASON)
             return document
     raise InvalidField(field, f"nests deeper than {MAX_JSON_DEPTH} levels", code="MALFORMED_JSON")
+
+
+def _nul_path(document: Any) -> str | None:
+    """The dotted JSON path (``a.b[2]``) of the first string or key in ``document`` holding a NUL."""
+    stack: list[tuple[Any, str]] = [(document, "")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if _NUL in value:
+                return path
+        elif isinstance(value, dict):
+            for key, child in value.items():
+                child_path = f"{path}.{key}" if path else str(key)
+                if _NUL in key:
+                    return child_path
+                stack.append((child, child_path))
+        elif isinstance(value, list):
+            stack.extend((child, f"{path}[{index}]") for index, child in enumerate(value))
+    return None
 
 
 def _nested_deeper(document: Any, limit: int) -> bool:
@@ -97,7 +125,14 @@ def build_request(
             else:
                 merge_json(message, {field.json_name: document})
     for path, value in path_values.items():
+        if _NUL in value:
+            target = resolve_field(message.DESCRIPTOR, path)
+            raise InvalidField(target.json_path if target else path, _NUL_REASON)
         set_field(message, path, value)
+    query = list(query)
+    for key, value in query:
+        if _NUL in value:
+            raise InvalidField(key, _NUL_REASON)
     apply_query(message, query, bound=route.bound)
     for proto_path, json_path in route.json_text_fields:
         _check_json_text(message, proto_path, json_path)

@@ -78,6 +78,32 @@ async def test_a_json_query_filter_nested_too_deeply_is_a_400_naming_it(gateway:
         assert (error["code"], error["field"]) == ("VALIDATION_ERROR", "customFields"), value[:20]
 
 
+async def test_a_nul_character_anywhere_is_a_400_naming_the_field(gateway: GatewayUnderTest) -> None:
+    """Postgres refuses NUL in text: a stored string holding one was a 500."""
+    pair = await _login(gateway.client)
+    auth = {"Authorization": f"Bearer {pair['accessToken']}"}
+    created = await gateway.client.post(
+        "/api/svc/user/api/workspaces/create", json={"workspaceName": "a\u0000b"}, headers=auth
+    )
+    assert created.status_code == 400, created.text
+    assert _error(created)["field"] == "workspaceName"
+    nested = await gateway.client.post(
+        f"{ECHO}/api/rooms/r/echo", json={"text": "ok", "tags": ["a", "b\u0000"]}
+    )
+    assert nested.status_code == 400
+    assert _error(nested)["field"] == "tags[1]"
+    path = await gateway.client.get("/api/svc/board/api/boards/%00", headers=auth)
+    assert path.status_code == 400
+    assert _error(path)["field"] == "boardId"
+    query = await gateway.client.get(f"{ECHO}/api/rooms/r/echo", params={"text": "a\u0000"})
+    assert query.status_code == 400
+    assert _error(query)["field"] == "text"
+    # An escaped backslash before "u0000" is no NUL: it stays a string like any other.
+    literal = await gateway.client.post(f"{ECHO}/api/rooms/r/echo", content=b'{"text": "\\\\u0000"}')
+    assert literal.status_code == 201
+    assert literal.json()["data"]["text"] == "\\u0000"
+
+
 async def test_a_path_that_is_not_utf8_is_a_400_naming_the_variable(gateway: GatewayUnderTest) -> None:
     for prefix in ("/api/svc", "/svc"):
         reply = await gateway.client.get(f"{prefix}/board/api/boards/%c0")

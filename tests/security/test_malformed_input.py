@@ -74,7 +74,14 @@ def _cases() -> list[tuple[str, Callable[[Route], bool], Callable[[Route], Attem
         ("body every field an object", has_body, _every_field({"x": [1, {"y": None}]})),
         ("body every field a huge number", has_body, _every_field(10**400)),
         ("body every field a long string", has_body, _every_field("x" * 100_000)),
-        ("query nested JSON everywhere", has_query, lambda r: Attempt(query=_every_query(r, DEEP_QUERY_JSON))),
+        ("body every field holding NUL", has_body, _every_field("nul\u0000here")),
+        ("path holding NUL", has_variable, lambda r: Attempt(value="a%00b")),
+        ("query holding NUL", has_query, lambda r: Attempt(raw_query=_raw_query(r, "a%00b"))),
+        (
+            "query nested JSON everywhere",
+            has_query,
+            lambda r: Attempt(query=_every_query(r, DEEP_QUERY_JSON)),
+        ),
         ("query huge numbers", has_query, lambda r: Attempt(query=_every_query(r, "9" * 400))),
         ("query not UTF-8", has_query, lambda r: Attempt(raw_query=_raw_query(r, "%C0%FF"))),
         (
