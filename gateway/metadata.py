@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import grpc
 
 from gateway.errors import HttpError, Refused
-from mesh import InvalidField
+from mesh import InvalidField, current_traceparent
 
 # Headers that travel to the service as metadata under the same (lower-case) name, with the name an
 # error gives them (as clients spell them).
@@ -69,6 +69,10 @@ def outgoing_metadata(
     forwarded: tuple[tuple[str, str], ...], *, request_id: str, token: str | None
 ) -> tuple[tuple[str, str], ...]:
     """The metadata of a backend call: request id, the user's token when forwarded, trace and workspace."""
+    traced = current_traceparent()
+    if traced:
+        # Traced: the gateway's own span is the parent the backend's span names.
+        forwarded = (("traceparent", traced), *(item for item in forwarded if item[0] != "traceparent"))
     if token is None:
         return (("x-request-id", request_id), *forwarded)
     return (("x-request-id", request_id), ("authorization", f"Bearer {token}"), *forwarded)

@@ -25,9 +25,9 @@ import yaml
 from google.protobuf.descriptor import ServiceDescriptor
 
 from mesh import all_services
+from tools.image import Images
 from tools.manifests import (
     ROOT,
-    Images,
     code_workloads,
     config_map,
     traffic_documents,
@@ -51,7 +51,7 @@ class Config:
     """The generator's parameters."""
 
     layout: Layout = field(default_factory=Layout)
-    images: Images = field(default_factory=Images)
+    images: Images = field(default_factory=Images.of_project)
 
 
 def namespace(layout: Layout) -> Document:
@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             prometheus_principal=args.prometheus_principal,
             jwks_uri=args.jwks_uri,
         ),
-        images=Images(registry=args.registry, tag=args.tag),
+        images=Images(registry=args.registry, tag=args.tag, name=defaults.images.name),
     )
     files = render(config)
     if args.check:

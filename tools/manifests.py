@@ -30,6 +30,7 @@ from gateway.mounts import API_PREFIX, EDGE_PREFIXES, GATEWAY_WORKLOAD, SEED_PRE
 from gateway.routing import Route, build_routes
 from gateway.settings import GatewaySettings
 from mesh import DEFAULT_PORTS, MeshSettings, method_access
+from tools.image import Images
 from tools.policy import (
     INGRESS_GATEWAY,
     INGRESS_PORT,
@@ -60,18 +61,6 @@ EDGE_GRACE_SECONDS = 5.0
 # Active requests a client sidecar lets through to one service; streams hold theirs for their lifetime.
 MAX_REQUESTS = 1024
 MAX_REQUESTS_STREAMING = 16384
-
-
-@dataclass(frozen=True, slots=True)
-class Images:
-    """Where the images come from: ``<registry>/wealist-<workload>:<tag>``."""
-
-    registry: str = "registry.example/wealist"
-    tag: str = "latest"
-
-    def of(self, workload: str) -> str:
-        """The image of a workload."""
-        return f"{self.registry}/wealist-{workload}:{self.tag}"
 
 
 @dataclass(frozen=True, slots=True)
