@@ -43,7 +43,9 @@ def _field_of(error: json_format.ParseError) -> str | None:
 
 
 def parse_json_object(raw: bytes | str, *, field: str = "body") -> Any:
-    """The decoded JSON of a body or frame; 400 when it is not JSON or nests past ``MAX_JSON_DEPTH``."""
+    """The decoded JSON of a body or frame; 400 when it is not JSON, nests past ``MAX_JSON_DEPTH`` or
+    holds a NUL character (naming where).
+    """
     try:
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -51,10 +53,14 @@ def parse_json_object(raw: bytes | str, *, field: str = "body") -> Any:
     except RecursionError:
         document = None  # deeper than Python's own limit: refused below
     else:
-        if not _nested_deeper(document, MAX_JSON_DEPTH):
-            # Raw control characters are no valid JSON, so a NUL can only come in as its escape.
-            escape: bytes | str = b"\\u0000" if isinstance(raw, bytes) else "\\u0000"
-            if escape in raw and (where := _nul_path(document)) is not None:
+        # Fewer brackets than the limit cannot nest past it: most bodies skip the walk.
+        # Raw control characters are no valid JSON, so a NUL can only come in as its escape.
+        if isinstance(raw, bytes):
+            brackets, escaped_nul = raw.count(b"[") + raw.count(b"{"), b"\\u0000" in raw
+        else:
+            brackets, escaped_nul = raw.count("[") + raw.count("{"), "\\u0000" in raw
+        if brackets <= MAX_JSON_DEPTH or not _nested_deeper(document, MAX_JSON_DEPTH):
+            if escaped_nul and (where := _nul_path(document)) is not None:
                 raise InvalidField(where or field, _NUL_REASON)
             return document
     raise InvalidField(field, f"nests deeper than {MAX_JSON_DEPTH} levels", code="MALFORMED_JSON")
@@ -126,7 +132,7 @@ def build_request(
                 merge_json(message, {field.json_name: document})
     for path, value in path_values.items():
         if _NUL in value:
-            target = resolve_field(message.DESCRIPTOR, path)
+            target = resolve_field(route.method.input_type, path)
             raise InvalidField(target.json_path if target else path, _NUL_REASON)
         set_field(message, path, value)
     query = list(query)
