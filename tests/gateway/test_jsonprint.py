@@ -657,7 +657,7 @@ def test_enum_json_name_option() -> None:
         pool.FindFileByName(file.name)
     except KeyError:
         pool.Add(file)
-    cls = message_factory.GetMessageClass(pool.FindMessageTypeByName("meshtest.enumoption.Holder"))
+    cls: Any = message_factory.GetMessageClass(pool.FindMessageTypeByName("meshtest.enumoption.Holder"))
     assert _printed(cls(shade=1)) == {"shade": "dark"}
     assert _printed(cls()) == {"shade": "SHADE_UNSPECIFIED"}
 
@@ -677,7 +677,7 @@ def test_types_of_one_name_from_another_pool_are_not_confused(kinds: tuple[Modul
     )  # fmt: skip
     pool.Add(file)
     assert _printed(pb2.Scalars())["int32Value"] == 0
-    cls = message_factory.GetMessageClass(pool.FindMessageTypeByName("meshtest.v1.Scalars"))
+    cls: Any = message_factory.GetMessageClass(pool.FindMessageTypeByName("meshtest.v1.Scalars"))
     assert _printed(cls(only="x")) == {"only": "x"}
     assert _printed(pb2.Scalars())["int32Value"] == 0
 

@@ -134,7 +134,7 @@ def _probe_descriptor() -> Descriptor:
 
 
 PROBE = _probe_descriptor()
-Probe = message_factory.GetMessageClass(PROBE)
+Probe: Any = message_factory.GetMessageClass(PROBE)
 
 
 def _query(*params: tuple[str, str], bound: tuple[str, ...] = ()) -> Any:
