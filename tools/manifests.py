@@ -26,14 +26,12 @@ from google.protobuf.descriptor import ServiceDescriptor
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
-from gateway.app import API_PREFIX, SEED_PREFIX
+from gateway.mounts import API_PREFIX, EDGE_PREFIXES, GATEWAY_WORKLOAD, SEED_PREFIX
 from gateway.routing import Route, build_routes
 from gateway.settings import GatewaySettings
 from mesh import DEFAULT_PORTS, MeshSettings, method_access, variable_of
 from tools.image import Images
 from tools.policy import (
-    EDGE_PREFIXES,
-    GATEWAY_WORKLOAD,
     INGRESS_GATEWAY,
     INGRESS_PORT,
     Document,
