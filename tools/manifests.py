@@ -498,6 +498,16 @@ def deadlines() -> tuple[float, dict[str, float]]:
     return default, {str(k): float(v) for k, v in overrides.items()}
 
 
+def longest_deadlines() -> tuple[float, dict[str, float]]:
+    """The longest deadline a client may ask the gateway for (Grpc-Timeout is clamped to it), by workload.
+
+    The edge must wait at least this long, or it would cut off a call the gateway lets run.
+    """
+    settings = GatewaySettings.model_construct()
+    workloads = {*settings.deadline_overrides, *settings.max_deadline_overrides}
+    return settings.max_deadline_for(""), {w: settings.max_deadline_for(w) for w in sorted(workloads)}
+
+
 def deadline_for(workload: str) -> float:
     """The gateway's deadline of unary calls to ``workload``."""
     default, overrides = deadlines()
@@ -587,7 +597,7 @@ def http_route(services: Iterable[ServiceDescriptor], layout: Layout) -> Documen
         rules.append(
             {"name": "streams", "matches": streams, "backendRefs": backend, "timeouts": {"request": "0s"}}
         )
-    default, overrides = deadlines()
+    default, overrides = longest_deadlines()
     for workload, seconds in sorted(overrides.items()):
         rules.append(
             {
@@ -616,9 +626,9 @@ def http_route(services: Iterable[ServiceDescriptor], layout: Layout) -> Documen
     }
     comment = f"""\
 /api/svc/<svc>, /svc/<svc> and the OAuth2 paths to the REST gateway, which routes them from the descriptors.
-The edge waits {duration(EDGE_GRACE_SECONDS)} longer than the gateway's own deadline for the service, so the
-client gets the gateway's enveloped error rather than Envoy's. Streams (methods with rest.stream: SSE,
-WebSocket) get "0s", which Gateway API defines as no timeout."""
+The edge waits {duration(EDGE_GRACE_SECONDS)} longer than the longest deadline the gateway lets a client ask
+for on the service, so the client gets the gateway's enveloped error rather than Envoy's. Streams (methods
+with rest.stream: SSE, WebSocket) get "0s", which Gateway API defines as no timeout."""
     return Document(body, comment)
 
 
