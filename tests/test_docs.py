@@ -71,13 +71,13 @@ def test_a_service_page_names_every_rpc_of_its_workload(workload: str) -> None:
         for method in service.methods_by_name.values()
     ]
     assert methods, f"{workload} serves no RPC"
-    unnamed = [name for name in methods if name.rsplit(".", 1)[1] not in page]
+    unnamed = [name for name in methods if name.split(".")[1] not in page]
     assert not unnamed, f"docs/services/{workload}.md does not name {unnamed}"
 
 
 def test_every_workload_with_routes_has_a_page() -> None:
-    workloads = {route.workload for route in ROUTES}
-    assert workloads <= set(DOCUMENTED), f"no page in docs/services/ for {sorted(workloads - set(DOCUMENTED))}"
+    undocumented = sorted({route.workload for route in ROUTES} - set(DOCUMENTED))
+    assert not undocumented, f"no page in docs/services/ for {undocumented}"
     for workload in DOCUMENTED:
         assert (DOCS / "services" / f"{workload}.md").is_file()
 
@@ -103,18 +103,20 @@ def _links(path: Path) -> Iterator[str]:
     yield from LINK.findall(text)
 
 
+def _resolves(source: Path, target: str) -> bool:
+    """Whether a relative link of ``source`` names a file of the repository (and a heading it has)."""
+    file_part, _, anchor = target.partition("#")
+    resolved = (source.parent / file_part).resolve() if file_part else source
+    if not resolved.is_relative_to(ROOT) or not resolved.exists():
+        return False
+    return not anchor or resolved.suffix != ".md" or anchor in _anchors(resolved)
+
+
 @pytest.mark.parametrize("path", _markdown_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_every_relative_link_resolves(path: Path) -> None:
-    broken = []
-    for target in _links(path):
-        if target.startswith(EXTERNAL):
-            continue
-        file_part, _, anchor = target.partition("#")
-        resolved = (path.parent / file_part).resolve() if file_part else path
-        if not resolved.is_relative_to(ROOT) or not resolved.exists():
-            broken.append(target)
-        elif anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved):
-            broken.append(target)
+    broken = [
+        target for target in _links(path) if not target.startswith(EXTERNAL) and not _resolves(path, target)
+    ]
     assert not broken, f"{path.relative_to(ROOT)}: broken links {broken}"
 
 
