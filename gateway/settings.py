@@ -6,14 +6,14 @@ from pathlib import Path
 
 from pydantic import AliasChoices, Field
 
-from mesh import MeshSettings
+from mesh import GATEWAY_HTTP_PORT, MeshSettings
 
 
 class GatewaySettings(MeshSettings):
     """Where it listens, whom it lets in, and how long it waits."""
 
     workload: str = "gateway"
-    http_port: int | None = 8088
+    http_port: int | None = GATEWAY_HTTP_PORT
     # Browser origins allowed to call the API with credentials (the web client's dev servers by default).
     cors_origins: list[str] = Field(
         default=["http://localhost:8088", "http://localhost:3000", "http://localhost:5173"],

@@ -39,7 +39,7 @@ from mesh._membership import MembershipCache, invalidate_memberships, membership
 from mesh._pubsub import ChannelHub, Subscriber
 from mesh._redis import redis_client
 from mesh._runtime import Hosted, RemoteJwks, Runtime, run
-from mesh._settings import DEFAULT_PORTS, WORKLOADS, MeshSettings
+from mesh._settings import DEFAULT_PORTS, GATEWAY_HTTP_PORT, HTTP_PORT_OFFSET, WORKLOADS, MeshSettings
 from mesh._tokens import (
     JwksSource,
     TokenVerifier,
@@ -50,10 +50,13 @@ from mesh._tokens import (
     reopen_account,
     revoke,
 )
+from mesh._tracing import current_traceparent, server_span, setup_tracing, shutdown_tracing, tracer
 
 __all__ = [
     "DEBUG_WORKLOAD",
     "DEFAULT_PORTS",
+    "GATEWAY_HTTP_PORT",
+    "HTTP_PORT_OFFSET",
     "WORKLOADS",
     "AlreadyExists",
     "CallContext",
@@ -92,6 +95,7 @@ __all__ = [
     "close_account",
     "configure_logging",
     "current_call",
+    "current_traceparent",
     "current_user",
     "ensure_dev_pki",
     "invalidate_memberships",
@@ -108,8 +112,12 @@ __all__ = [
     "revoke",
     "run",
     "run_migrations_env",
+    "server_span",
     "services_of",
+    "setup_tracing",
+    "shutdown_tracing",
     "spiffe_id",
+    "tracer",
     "upgrade_to_head",
     "workload_of",
 ]

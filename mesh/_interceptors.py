@@ -39,6 +39,7 @@ from mesh._errors import Forbidden, InvalidField, MeshError, Unauthenticated
 from mesh._identity import spiffe_from_xfcc, workload_from_spiffe
 from mesh._metrics import MethodMetrics, ServerMetrics
 from mesh._tokens import TokenVerifier, UserClaims
+from mesh._tracing import ServerSpan, server_span, tracer
 
 log = logging.getLogger("wealist.mesh")
 
@@ -132,11 +133,16 @@ class _CallScope:
         self.request_id = ""
         self.token: Token[CallContext | None] | None = None
         self.code = "OK"
+        self.span: ServerSpan | None = None
 
     async def __aenter__(self) -> CallContext:
         metadata = _metadata(self.context)
         self.request_id = metadata.get("x-request-id") or os.urandom(16).hex()
         caller = self.chain.caller_of(self.context, metadata)
+        if tracer() is not None:
+            self.span = server_span(
+                self.access.path, metadata, **{"rpc.system": "grpc", "wealist.caller": caller or ""}
+            )
         try:
             if not _allows(self.access, caller):
                 raise Forbidden(
@@ -149,7 +155,7 @@ class _CallScope:
             try:
                 await self._abort(error)
             finally:
-                self.metrics.end(self.code, time.perf_counter() - self.started)
+                self._finish()
         remaining = self.context.time_remaining()
         loop = asyncio.get_running_loop()
         call = CallContext(
@@ -158,7 +164,8 @@ class _CallScope:
             caller=caller,
             user=user,
             deadline=loop.time() + remaining if remaining is not None else None,
-            traceparent=metadata.get("traceparent"),
+            # The calls made while serving are children of this call's span, when there is one.
+            traceparent=self.span.traceparent if self.span is not None else metadata.get("traceparent"),
         )
         self.token = _current.set(call)
         # Set now so that it also goes out when the servicer ends the call itself (context.abort).
@@ -196,7 +203,14 @@ class _CallScope:
             if self.token is not None:
                 _current.reset(self.token)
                 self.token = None
-            self.metrics.end(self.code, time.perf_counter() - self.started)
+            self._finish()
+
+    def _finish(self) -> None:
+        self.metrics.end(self.code, time.perf_counter() - self.started)
+        if self.span is not None:
+            self.span.set_attribute("rpc.grpc.status_code", self.code)
+            self.span.end(error=None if self.code == "OK" else self.code)
+            self.span = None
 
     async def _abort(self, error: MeshError) -> None:
         self.code = error.status.name

@@ -28,6 +28,7 @@ from mesh._metrics import ServerMetrics
 from mesh._redis import redis_client
 from mesh._settings import MeshSettings
 from mesh._tokens import JwksSource, TokenVerifier
+from mesh._tracing import setup_tracing, shutdown_tracing
 
 log = logging.getLogger("wealist.mesh")
 
@@ -57,6 +58,7 @@ class Runtime:
 
     def __init__(self, settings: MeshSettings) -> None:
         self.settings = settings
+        setup_tracing(settings.workload)
         self.tls: TlsMaterial | None = (
             None if settings.istio_mode else load_tls(settings.state_dir, settings.workload)
         )
@@ -152,6 +154,7 @@ class Runtime:
             await self._cleanups.pop()()
         await self.channels.close()
         await self.redis.aclose()
+        shutdown_tracing()
 
 
 def run(settings: MeshSettings, main: Callable[[Runtime], Awaitable[None]]) -> None:

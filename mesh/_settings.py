@@ -21,6 +21,8 @@ DEFAULT_PORTS: dict[str, int] = {
 }
 WORKLOADS: tuple[str, ...] = tuple(DEFAULT_PORTS)
 HTTP_PORT_OFFSET = 100
+# The REST gateway's HTTP port (it serves no gRPC, so it is not in DEFAULT_PORTS).
+GATEWAY_HTTP_PORT = 8088
 
 
 class MeshSettings(BaseSettings):

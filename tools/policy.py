@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.descriptor import ServiceDescriptor
+from grpc_reflection.v1alpha import reflection_pb2
 
 from gateway.app import API_PREFIX, SEED_PREFIX
 from gateway.routing import bindings
@@ -50,8 +51,12 @@ GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 INGRESS_PORT = 80
 
 HEALTH_PATHS = ("/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch")
-# Both reflection versions, by prefix, as mesh's builtin_access matches them; grpcurl tries v1 first.
-REFLECTION_PATHS = ("/grpc.reflection.v1.ServerReflection/*", "/grpc.reflection.v1alpha.ServerReflection/*")
+# Both reflection versions, each by its one method (grpcurl asks v1 first, then falls back to v1alpha).
+REFLECTION_PATHS = tuple(
+    f"/grpc.reflection.{version}.ServerReflection/{method.name}"
+    for version in ("v1", "v1alpha")
+    for method in reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"].methods
+)
 METRICS_PATH = "/metrics"
 # The paths the REST gateway serves to the outside, as gateway.app splits them; its own /health,
 # /metrics and /docs stay inside the cluster.

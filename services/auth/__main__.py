@@ -1,14 +1,17 @@
 """``python -m services.auth``: the auth service; ``... rotate-key [--now]`` rotates its signing key.
 
-Rotating makes a new signing key in the key folder. It is published at once and signs 10 s later
-(``ACTIVATION_DELAY``), by when every verifier can have it; ``--now`` skips the wait, for a leaked key. The
-previous key stays published until every token it signed has expired. Running auth processes take the
-change up within a second: nothing restarts and nobody is logged out.
+Rotating makes a new signing key in the key folder of the state folder (``WEALIST_STATE_DIR`` when set,
+else the repository's ``.state``, where ``nox -s up`` keeps it, from whatever directory it is run). It is
+published at once and signs 10 s later (``ACTIVATION_DELAY``), by when every verifier can have it;
+``--now`` skips the wait, for a leaked key. The previous key stays published until every token it signed
+has expired. Running auth processes take the change up within a second: nothing restarts and nobody is
+logged out.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from wealist.auth.v1 import auth_pb2, auth_pb2_grpc
 
@@ -64,11 +67,27 @@ async def serve(runtime: Runtime) -> None:
     )
 
 
+# The checkout this code runs from (an editable install): its .state is the dev stack's default.
+REPO_STATE_DIR = Path(__file__).resolve().parents[2] / ".state"
+
+
 def rotate_key(settings: AuthSettings, *, now: bool) -> str:
-    """Rotate the key ring in the state folder; the new key's kid."""
+    """Rotate the key ring in the state folder; the new key's kid.
+
+    Without ``WEALIST_STATE_DIR`` the folder is the repository's ``.state``, not one relative to the
+    current directory; and a folder without a ring is an error: a new ring there would be read by no
+    running auth, and the rotation would silently do nothing.
+    """
     if settings.signing_key_pem is not None:
         raise SystemExit(
             "the signing key comes from AUTH_SIGNING_KEY_PEM: rotate it by replacing that secret"
+        )
+    if "state_dir" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"state_dir": REPO_STATE_DIR})
+    if not KeyRing.exists_in(settings.keys_dir):
+        raise SystemExit(
+            f"no signing keys in {settings.keys_dir}: start the platform first (nox -s up), or set "
+            "WEALIST_STATE_DIR to the state folder it runs with"
         )
     return load_keys(settings).rotate(activate_after=0.0 if now else ACTIVATION_DELAY).kid
 

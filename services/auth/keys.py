@@ -143,6 +143,11 @@ class KeyRing:
 
     # --- construction ---------------------------------------------------------------------------------
 
+    @staticmethod
+    def exists_in(directory: Path) -> bool:
+        """Whether ``directory`` holds a key ring (its index)."""
+        return (directory / _INDEX).is_file()
+
     @classmethod
     def load_or_create(
         cls, directory: Path, *, retire_after_seconds: int, clock: Callable[[], float] = time.time

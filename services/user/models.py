@@ -25,17 +25,24 @@ def _timestamp(*, nullable: bool = False) -> Column[datetime]:
 
 
 class User(SQLModel, table=True):
-    """An account; soft-deleted accounts keep their row but free their e-mail for a new login."""
+    """An account; soft-deleted accounts keep their row but free their e-mail for a new login.
+
+    ``email_verified``: a login provider vouched for the address when the account was made (Google with
+    ``email_verified``, or the dev/test login, which is trusted by configuration). Only a verified address
+    links a later login or an invitation to the account; unverified ones (from before e-mail changes were
+    refused) are kept for display only.
+    """
 
     __tablename__ = "users"
     __table_args__ = (
-        # One active account per e-mail, compared case-insensitively; deleted rows do not count, so
-        # logging in again after deleting an account works (the original failed on its plain unique).
+        # One active account per verified e-mail, compared case-insensitively; deleted rows do not count,
+        # so logging in again after deleting an account works (the original failed on its plain unique),
+        # and an unverified claim on an address does not keep its real owner from an account.
         Index(
-            "uq_users_email_active",
+            "uq_users_email_verified",
             func.lower(text("email")),
             unique=True,
-            postgresql_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL AND email_verified"),
         ),
         Index(
             "uq_users_google_id_active",
@@ -47,6 +54,7 @@ class User(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     email: str = Field(max_length=320)
+    email_verified: bool = False
     name: str = Field(default="", max_length=100)
     google_id: str | None = Field(default=None, max_length=255)
     provider: str = Field(default="google", max_length=20)

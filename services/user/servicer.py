@@ -16,6 +16,7 @@ import grpc
 import redis.asyncio as aioredis
 from google.protobuf.timestamp_pb2 import Timestamp
 from minio import Minio
+from sqlmodel.ext.asyncio.session import AsyncSession
 from wealist.user.v1 import internal_pb2, internal_pb2_grpc, user_pb2, user_pb2_grpc
 
 from mesh import (
@@ -67,13 +68,14 @@ def _header_workspace(context: Context, fallback: str = "") -> uuid.UUID:
     raise InvalidField("X-Workspace-Id", "a workspace id header is required")
 
 
-def user_message(user: User) -> user_pb2.User:
-    """The contract's UserResponse."""
+def user_message(user: User, *, with_contact: bool = True) -> user_pb2.User:
+    """The contract's UserResponse; ``with_contact=False`` leaves out the e-mail and the Google id."""
     return user_pb2.User(
         user_id=str(user.id),
-        email=user.email,
+        email=user.email if with_contact else "",
+        email_verified=user.email_verified,
         name=user.name,
-        google_id=user.google_id,
+        google_id=user.google_id if with_contact else None,
         provider=user.provider,
         is_active=user.is_active,
         created_at=_timestamp(user.created_at),
@@ -82,11 +84,15 @@ def user_message(user: User) -> user_pb2.User:
     )
 
 
-def workspace_message(workspace: Workspace) -> user_pb2.Workspace:
-    """The contract's WorkspaceResponse."""
+def workspace_message(workspace: Workspace, *, member: bool = True) -> user_pb2.Workspace:
+    """The contract's WorkspaceResponse; for a non-member (``member=False``) without the owner's id.
+
+    A public workspace is seen by everybody, but who owns it is for its members: the owner ids of the
+    public search were a directory of users to look up.
+    """
     return user_pb2.Workspace(
         workspace_id=str(workspace.id),
-        owner_id=str(workspace.owner_id),
+        owner_id=str(workspace.owner_id) if member else "",
         workspace_name=workspace.workspace_name,
         workspace_description=workspace.workspace_description,
         is_public=workspace.is_public,
@@ -224,32 +230,45 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
             user = await service.get_or_raise(session, user_id=user_id)
         return user_pb2.GetMyUserResponse(user=user_message(user))
 
-    async def DeleteMyUser(
-        self, request: user_pb2.DeleteMyUserRequest, context: Context
-    ) -> user_pb2.DeleteMyUserResponse:
-        """Soft-delete the caller's account, and refuse its tokens everywhere but RestoreUser.
+    async def _close_account(self, session: AsyncSession, user_id: uuid.UUID) -> None:
+        """The one way an account is closed: soft-deleted, and its tokens refused everywhere but
+        RestoreUser.
 
         The mark goes to Redis before the commit: if Redis fails, nothing is deleted. Should the commit
         fail after it, the account is still active but its tokens reach RestoreUser only, which then
         finds it active and clears the mark.
         """
+        await service.delete(session, user_id=user_id)
+        await close_account(self.redis, str(user_id))
+
+    async def DeleteMyUser(
+        self, request: user_pb2.DeleteMyUserRequest, context: Context
+    ) -> user_pb2.DeleteMyUserResponse:
+        """Close the caller's account (see ``_close_account``)."""
         user_id = _caller()
         async with self.database.unit_of_work() as session:
-            await service.delete(session, user_id=user_id)
-            await close_account(self.redis, str(user_id))
+            await self._close_account(session, user_id)
         return user_pb2.DeleteMyUserResponse(message="User deleted successfully")
 
     async def GetUser(self, request: user_pb2.GetUserRequest, context: Context) -> user_pb2.GetUserResponse:
-        """Any active user's account."""
-        user_id = service.parse_user_id(request.user_id)
+        """Any active user's account; the e-mail only for the user and those who share a workspace with it.
+
+        (The original showed anyone's e-mail to anyone, and public workspaces list their owners' ids.)
+        """
+        caller, user_id = _caller(), service.parse_user_id(request.user_id)
         async with self.database.unit_of_work() as session:
             user = await service.get_or_raise(session, user_id=user_id)
-        return user_pb2.GetUserResponse(user=user_message(user))
+            shared = await service.shares_workspace(session, user_id=caller, other_id=user_id)
+        return user_pb2.GetUserResponse(user=user_message(user, with_contact=shared))
 
     async def UpdateUser(
         self, request: user_pb2.UpdateUserRequest, context: Context
     ) -> user_pb2.UpdateUserResponse:
-        """Update the caller's own account."""
+        """Update the caller's own account; ``isActive: false`` closes it exactly as DeleteMyUser does.
+
+        (The original soft-deleted the row here without the lock, so the account's tokens kept working and
+        refreshing.) ``isActive: true`` changes nothing: a closed account's token reaches RestoreUser only.
+        """
         caller, user_id = _caller(), service.parse_user_id(request.user_id)
         async with self.database.unit_of_work() as session:
             user = await service.update(
@@ -257,8 +276,9 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
                 caller_id=caller,
                 user_id=user_id,
                 email=request.email if request.HasField("email") else None,
-                is_active=request.is_active if request.HasField("is_active") else None,
             )
+            if request.HasField("is_active") and not request.is_active:
+                await self._close_account(session, user_id)
         return user_pb2.UpdateUserResponse(user=user_message(user))
 
     async def RestoreUser(
@@ -322,10 +342,13 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.SearchPublicWorkspacesRequest, context: Context
     ) -> user_pb2.SearchPublicWorkspacesResponse:
         """Public workspaces by name."""
-        _caller()
+        caller = _caller()
         async with self.database.unit_of_work() as session:
             found = await service.search_public_workspaces(session, text=request.workspace_name)
-        return user_pb2.SearchPublicWorkspacesResponse(workspaces=[workspace_message(w) for w in found])
+            mine = await service.member_of(session, user_id=caller, workspace_ids=[w.id for w in found])
+        return user_pb2.SearchPublicWorkspacesResponse(
+            workspaces=[workspace_message(w, member=w.id in mine) for w in found]
+        )
 
     async def GetWorkspace(
         self, request: user_pb2.GetWorkspaceRequest, context: Context
@@ -333,10 +356,10 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         """One workspace the caller may see."""
         caller, workspace_id = _caller(), service.parse_uuid(request.workspace_id, field="workspaceId")
         async with self.database.unit_of_work() as session:
-            workspace = await service.get_visible_workspace(
+            workspace, member = await service.get_visible_workspace(
                 session, workspace_id=workspace_id, caller_id=caller
             )
-        return user_pb2.GetWorkspaceResponse(workspace=workspace_message(workspace))
+        return user_pb2.GetWorkspaceResponse(workspace=workspace_message(workspace, member=member))
 
     async def UpdateWorkspace(
         self, request: user_pb2.UpdateWorkspaceRequest, context: Context
