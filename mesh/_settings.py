@@ -43,8 +43,9 @@ class MeshSettings(BaseSettings):
     istio_mode: bool = False
     log_level: str = "INFO"
     log_json: bool = True
-    # Server-side limit for unary calls whose client set no deadline.
-    default_deadline_seconds: float = 30.0
+    # The server's own limit on a unary call whose client set no deadline. (The gateway's
+    # ``default_deadline_seconds`` is another thing: the deadline it sets on the calls it makes.)
+    server_deadline_seconds: float = 30.0
     grace_seconds: float = 5.0
     jwt_issuer: str = "wealist-auth-service"
 

@@ -356,10 +356,3 @@ needs no exception. forwardOriginalToken keeps the header for the app, which ver
         }
         documents.append(Document(body, comment))
     return documents
-
-
-def rule_count(documents: Iterable[Document]) -> int:
-    """How many rules the AuthorizationPolicies among ``documents`` hold."""
-    return sum(
-        len(d.body["spec"].get("rules", ())) for d in documents if d.body["kind"] == "AuthorizationPolicy"
-    )

@@ -13,9 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from wealist.auth.v1 import auth_pb2, auth_pb2_grpc
-
-from mesh import Hosted, Runtime, TokenVerifier, configure_logging, run
+from mesh import Runtime, run
 from services.auth.keys import ACTIVATION_DELAY, KeyRing
 from services.auth.servicer import AuthServicer
 from services.auth.settings import AuthSettings
@@ -39,32 +37,23 @@ def load_keys(settings: AuthSettings) -> KeyRing:
     return KeyRing.load_or_create(settings.keys_dir, retire_after_seconds=retire_after)
 
 
-async def serve(runtime: Runtime) -> None:
-    """Serve the auth API; auth verifies user tokens against its own key ring, no network hop."""
+async def build(runtime: Runtime[AuthSettings]) -> list[object]:
+    """The auth API; auth verifies user tokens against its own key ring, no network hop."""
     settings = runtime.settings
-    assert isinstance(settings, AuthSettings)
     keys = load_keys(settings)
     runtime.verify_users_with(keys)
-    verifier = runtime.verifier
-    assert isinstance(verifier, TokenVerifier)
     issuer = TokenIssuer(
         keys=keys,
         issuer=settings.jwt_issuer,
         access_ttl=settings.access_token_ttl_seconds,
         refresh_ttl=settings.refresh_token_ttl_seconds,
     )
-    tokens = TokenService(issuer=issuer, verifier=verifier, redis=runtime.redis)
-    servicer = AuthServicer(
-        settings=settings, keys=keys, tokens=tokens, redis_client=runtime.redis, channels=runtime.channels
-    )
-    await runtime.serve(
-        [
-            Hosted(
-                auth_pb2.DESCRIPTOR.services_by_name["AuthService"],
-                lambda server: auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, server),
-            ),
-        ]
-    )
+    tokens = TokenService(issuer=issuer, verifier=runtime.verifier, redis=runtime.redis)
+    return [
+        AuthServicer(
+            settings=settings, keys=keys, tokens=tokens, redis_client=runtime.redis, channels=runtime.channels
+        )
+    ]
 
 
 # The checkout this code runs from (an editable install): its .state is the dev stack's default.
@@ -102,8 +91,7 @@ def main() -> None:
         return
     if arguments:
         raise SystemExit("usage: python -m services.auth [rotate-key [--now]]")
-    configure_logging(settings.workload, level=settings.log_level, json_lines=settings.log_json)
-    run(settings, serve)
+    run(settings, build)
 
 
 if __name__ == "__main__":

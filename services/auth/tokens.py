@@ -32,10 +32,12 @@ import redis.exceptions
 from joserfc import jwt
 from joserfc.jws import JWSRegistry
 
-from mesh._errors import InvalidField, Unauthenticated, Unavailable
-from mesh._tokens import (
-    ALGORITHM,
+from mesh import JWT_ALGORITHM as ALGORITHM
+from mesh import (
+    InvalidField,
     TokenVerifier,
+    Unauthenticated,
+    Unavailable,
     UserClaims,
     account_closed_key,
     end_sessions,

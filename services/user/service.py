@@ -30,7 +30,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from mesh import AlreadyExists, Conflict, FailedPrecondition, Forbidden, InvalidField, NotFound
+from mesh import AlreadyExists, Conflict, FailedPrecondition, Forbidden, InvalidField, NotFound, parse_uuid
 from services.user.models import (
     ATTACHMENT_CONFIRMED,
     ATTACHMENT_TEMP,
@@ -73,14 +73,6 @@ MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_FILE_NAME = 255
 # A TEMP attachment not used by a profile within this time may be swept.
 ATTACHMENT_TTL = timedelta(hours=1)
-
-
-def parse_uuid(value: str, *, field: str) -> uuid.UUID:
-    """A UUID from a request field; INVALID_ARGUMENT naming the field when it is not one."""
-    try:
-        return uuid.UUID(value.strip())
-    except ValueError:
-        raise InvalidField(field, "must be a UUID") from None
 
 
 def parse_user_id(value: str, *, field: str = "userId") -> uuid.UUID:

@@ -21,8 +21,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from joserfc.jws import JWSRegistry
 
-from mesh._errors import InvalidField, Unauthenticated
-from mesh._tokens import TokenVerifier, blacklist_key, peek_header, session_ended_key
+from mesh import InvalidField, TokenVerifier, Unauthenticated, blacklist_key, peek_header, session_ended_key
 from services.auth import __main__ as auth_main
 from services.auth.__main__ import load_keys
 from services.auth.keys import KeyRing

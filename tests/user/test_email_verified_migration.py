@@ -19,13 +19,13 @@ from sqlalchemy.engine import make_url
 
 from devstack import StackInfo
 from devstack.supervisor import REPO_ROOT
-from mesh._db import ensure_database
+from mesh import ensure_database
 
 MIGRATIONS = REPO_ROOT / "services" / "user" / "migrations"
 # In a child process: the migrations import the user service's models, which would clash in SQLModel's
 # one metadata with the board models other tests of this process have imported.
 _UPGRADE = (
-    "import sys; from pathlib import Path; from alembic import command; from mesh._db import alembic_config; "
+    "import sys; from pathlib import Path; from alembic import command; from mesh import alembic_config; "
     "command.upgrade(alembic_config(Path(sys.argv[1]), sys.argv[2]), sys.argv[3])"
 )
 
