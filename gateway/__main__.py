@@ -9,12 +9,12 @@ from gateway.app import create_app
 from gateway.redact import redact_process_logs
 from gateway.settings import GatewaySettings
 from gateway.tracing import TracedGateway
-from mesh import configure_logging, setup_tracing
+from mesh import configure_logging, load_settings, setup_tracing
 
 
 def main() -> None:
     """Entry point: uvicorn with uvloop and httptools on the gateway's HTTP port."""
-    settings = GatewaySettings()
+    settings = load_settings(GatewaySettings)
     configure_logging(settings.workload, level=settings.log_level, json_lines=settings.log_json)
     app: ASGIApp = create_app(settings)
     if setup_tracing(settings.workload):

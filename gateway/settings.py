@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import AliasChoices, Field
 
-from mesh import GATEWAY_HTTP_PORT, MeshSettings
+from mesh import GATEWAY_HTTP_PORT, PUBLIC_IN_PRODUCTION, MeshSettings
 
 
 class GatewaySettings(MeshSettings):
@@ -18,6 +18,7 @@ class GatewaySettings(MeshSettings):
     cors_origins: list[str] = Field(
         default=["http://localhost:8088", "http://localhost:3000", "http://localhost:5173"],
         validation_alias=AliasChoices("WEALIST_CORS_ORIGINS", "CORS_ORIGINS"),
+        json_schema_extra=PUBLIC_IN_PRODUCTION,
     )
     max_body_bytes: int = 1 << 20
     # Per-workload default deadline of unary calls when the client sends no Grpc-Timeout.

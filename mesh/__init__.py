@@ -44,6 +44,14 @@ from mesh._interceptors import accept_stream, accepts_stream_itself, bearer_toke
 from mesh._logging import JsonFormatter, configure_logging
 from mesh._membership import MembershipCache, invalidate_memberships, membership_key
 from mesh._objects import ObjectStore, S3Settings, StoredObject, cors_configuration, media_type
+from mesh._production import (
+    OFF_IN_PRODUCTION,
+    PUBLIC_IN_PRODUCTION,
+    REQUIRED_IN_PRODUCTION,
+    load_settings,
+    production_problems,
+    variable_of,
+)
 from mesh._pubsub import ChannelHub, Subscriber
 from mesh._redis import redis_client
 from mesh._runtime import Component, Hosted, RemoteJwks, Runtime, hosted_of, run
@@ -74,6 +82,9 @@ __all__ = [
     "GATEWAY_HTTP_PORT",
     "HTTP_PORT_OFFSET",
     "JWT_ALGORITHM",
+    "OFF_IN_PRODUCTION",
+    "PUBLIC_IN_PRODUCTION",
+    "REQUIRED_IN_PRODUCTION",
     "WORKLOADS",
     "AlreadyExists",
     "CallContext",
@@ -132,6 +143,7 @@ __all__ = [
     "http_server",
     "invalidate_memberships",
     "iter_methods",
+    "load_settings",
     "load_tls",
     "media_type",
     "membership_key",
@@ -146,6 +158,7 @@ __all__ = [
     "parse_uuids",
     "peek_header",
     "pki_paths",
+    "production_problems",
     "redis_client",
     "remove_expired_uploads",
     "reopen_account",
@@ -165,5 +178,6 @@ __all__ = [
     "timestamp",
     "tracer",
     "upgrade_to_head",
+    "variable_of",
     "workload_of",
 ]

@@ -46,6 +46,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from urllib3.exceptions import MaxRetryError
 
 from mesh._errors import Unavailable
+from mesh._production import PUBLIC_IN_PRODUCTION, REQUIRED_IN_PRODUCTION
 
 # What S3 (and MinIO, moto) answer for an object that is not there (HEAD has no body: the SDK reports
 # ``NoSuchKey`` for moto and MinIO; some servers say ``ResourceNotFound``).
@@ -64,13 +65,25 @@ class S3Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WEALIST_", extra="ignore", frozen=True)
 
     # The S3-compatible store (the dev stack's moto or MinIO; real S3 in production).
-    s3_endpoint: str = Field(default="http://127.0.0.1:19000", validation_alias="S3_ENDPOINT")
-    s3_access_key: str = Field(default="wealist", validation_alias="S3_ACCESS_KEY")
-    s3_secret_key: SecretStr = Field(default=SecretStr("wealist-secret"), validation_alias="S3_SECRET_KEY")
+    s3_endpoint: str = Field(
+        default="http://127.0.0.1:19000",
+        validation_alias="S3_ENDPOINT",
+        json_schema_extra=REQUIRED_IN_PRODUCTION,
+    )
+    s3_access_key: str = Field(
+        default="wealist", validation_alias="S3_ACCESS_KEY", json_schema_extra=REQUIRED_IN_PRODUCTION
+    )
+    s3_secret_key: SecretStr = Field(
+        default=SecretStr("wealist-secret"),
+        validation_alias="S3_SECRET_KEY",
+        json_schema_extra=REQUIRED_IN_PRODUCTION,
+    )
     s3_bucket: str = Field(default="wealist", validation_alias="S3_BUCKET")
     s3_region: str = Field(default="us-east-1", validation_alias="S3_REGION")
     # What browsers see when it differs from the endpoint services use (a CDN or public host).
-    s3_public_endpoint: str | None = Field(default=None, validation_alias="S3_PUBLIC_ENDPOINT")
+    s3_public_endpoint: str | None = Field(
+        default=None, validation_alias="S3_PUBLIC_ENDPOINT", json_schema_extra=PUBLIC_IN_PRODUCTION
+    )
     upload_url_seconds: int = Field(default=300, ge=1)
     download_url_seconds: int = Field(default=3600, ge=1)
     # An upload not confirmed within this is removed by the clean-up (:func:`mesh.sweep_uploads_forever`).

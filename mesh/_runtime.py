@@ -154,6 +154,12 @@ class Runtime(Generic[SettingsT]):
         Its migrations are applied first when ``migrate_on_start`` is set (dev and tests); in Kubernetes
         a Job applies them (``python -m mesh.migrate``) and services start with it off.
         """
+        if self.settings.environment == "production" and "database_url" not in self.settings.model_fields_set:
+            # Checked here, not with the other settings: only the services that keep a database need it.
+            raise SystemExit(
+                f"{self.settings.workload}: refusing to start, production refuses the dev defaults:\n"
+                "    DATABASE_URL is not set (its default is the dev stack's)"
+            )
         url = self.settings.service_database_url()
         if self.settings.migrate_on_start:
             await migrate(migrations, url)

@@ -202,6 +202,8 @@ def build_wheels(environment: dict[str, str], out: Path = WHEELS) -> None:
     out.mkdir(parents=True)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
     subprocess.run([*pip, "wheel", "--wheel-dir", str(out), str(ROOT)], check=True)
+    # setuptools leaves a copy of the sources in build/lib: not a second tree for tools to find.
+    shutil.rmtree(ROOT / "build" / "lib", ignore_errors=True)
     target = [
         "--only-binary=:all:",
         "--python-version",

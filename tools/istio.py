@@ -134,6 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ingress-principal", help="default: the proxy Istio deploys for the Gateway")
     parser.add_argument("--prometheus-principal", default=defaults.layout.prometheus_principal)
     parser.add_argument("--jwks-uri", help="default: auth's JWKS through the ingress Service")
+    parser.add_argument(
+        "--public-origin", default=defaults.layout.public_origin, help="where browsers reach the platform"
+    )
     parser.add_argument("--check", action="store_true", help="fail if --out differs from a fresh render")
     args = parser.parse_args(argv)
     config = Config(
@@ -142,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ingress_principal=args.ingress_principal,
             prometheus_principal=args.prometheus_principal,
             jwks_uri=args.jwks_uri,
+            public_origin=args.public_origin,
         ),
         images=Images(registry=args.registry, tag=args.tag, name=defaults.images.name),
     )

@@ -86,6 +86,9 @@ class Layout:
     prometheus_principal: str = "cluster.local/ns/monitoring/sa/prometheus"
     # None: the gateway-routed JWKS reached through the ingress Service (see request_authentications).
     jwks_uri: str | None = None
+    # Where browsers reach the platform (scheme://host). The committed render keeps a placeholder, which
+    # production refuses to start with: render with the deployment's own (nox -s istio -- --public-origin).
+    public_origin: str = "https://wealist.example"
 
     def principal(self, workload: str) -> str:
         """The Istio principal of a workload: its SPIFFE id without the scheme, as the app reads it."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mesh import Runtime, run
+from mesh import Runtime, load_settings, run
 from services.auth.keys import ACTIVATION_DELAY, KeyRing
 from services.auth.servicer import AuthServicer
 from services.auth.settings import AuthSettings
@@ -83,7 +83,7 @@ def rotate_key(settings: AuthSettings, *, now: bool) -> str:
 
 def main() -> None:
     """Entry point: serve, or ``rotate-key``."""
-    settings = AuthSettings()
+    settings = load_settings(AuthSettings)
     arguments = sys.argv[1:]
     if arguments in (["rotate-key"], ["rotate-key", "--now"]):
         kid = rotate_key(settings, now=arguments[1:] == ["--now"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mesh import MembershipCache, ObjectStore, Runtime, run
+from mesh import MembershipCache, ObjectStore, Runtime, load_settings, run
 from services.board.attachments import AttachmentServicer
 from services.board.boards import BoardServicer
 from services.board.comments import CommentServicer
@@ -49,7 +49,7 @@ async def build(runtime: Runtime[BoardSettings]) -> list[object]:
 
 def main() -> None:
     """Entry point."""
-    run(BoardSettings(), build)
+    run(load_settings(BoardSettings), build)
 
 
 if __name__ == "__main__":

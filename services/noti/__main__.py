@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mesh import Runtime, run
+from mesh import Runtime, load_settings, run
 from services.noti.counts import UnreadCounts
 from services.noti.events import Hub
 from services.noti.service import prune_forever
@@ -29,7 +29,7 @@ async def build(runtime: Runtime[NotiSettings]) -> list[object]:
 
 def main() -> None:
     """Entry point."""
-    run(NotiSettings(), build)
+    run(load_settings(NotiSettings), build)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mesh import ObjectStore, Runtime, run
+from mesh import ObjectStore, Runtime, load_settings, run
 from services.user.models import Attachment
 from services.user.servicer import UserInternalServicer, UserServicer
 from services.user.settings import UserSettings
@@ -20,7 +20,7 @@ async def build(runtime: Runtime[UserSettings]) -> list[object]:
 
 def main() -> None:
     """Entry point."""
-    run(UserSettings(), build)
+    run(load_settings(UserSettings), build)
 
 
 if __name__ == "__main__":
