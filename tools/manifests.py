@@ -29,7 +29,7 @@ from pydantic.fields import FieldInfo
 from gateway.mounts import API_PREFIX, EDGE_PREFIXES, GATEWAY_WORKLOAD, SEED_PREFIX
 from gateway.routing import Route, build_routes
 from gateway.settings import GatewaySettings
-from mesh import DEFAULT_PORTS, MeshSettings, method_access, variable_of
+from mesh import DEFAULT_PORTS, REQUIRED_IN_PRODUCTION, MeshSettings, method_access, variable_of
 from tools.image import Images
 from tools.policy import (
     INGRESS_GATEWAY,
@@ -136,7 +136,9 @@ def secret_env(settings: type[MeshSettings], *, owns_database: bool) -> tuple[Se
     return tuple(
         SecretEnv(
             variable_of(n, fields[n]),
-            optional=n not in ("redis_url", "database_url") and fields[n].default is None,
+            optional=n not in ("redis_url", "database_url")
+            and fields[n].default is None
+            and fields[n].json_schema_extra != REQUIRED_IN_PRODUCTION,
         )
         for n in names
     )
