@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from mesh import ObjectStore, Runtime, load_settings, run
-from services.user.internal.servicer import UserInternalServicer
 from services.user.models import Attachment
-from services.user.servicer import UserServicer
+from services.user.servicer import UserInternalServicer, UserServicer
 from services.user.settings import UserSettings
 
 
