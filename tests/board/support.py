@@ -136,3 +136,22 @@ async def upload(client: httpx.AsyncClient, who: Person, workspace_id: str, enti
     assert put.status_code == 200, put.text
     attachment_id: str = ticket["attachmentId"]
     return attachment_id
+
+
+async def join_project(client: httpx.AsyncClient, manager: Person, who: Person, project_id: str) -> None:
+    """``who`` asks to join the project and ``manager`` (its OWNER or an ADMIN) approves: a MEMBER."""
+    request = await call(client, "POST", "/api/join-requests", who, status=201, json={"projectId": project_id})
+    await call(
+        client, "PUT", f"/api/join-requests/{request['requestId']}", manager, json={"status": "APPROVED"}
+    )
+
+
+async def remove_from_workspace(client: httpx.AsyncClient, owner: Person, workspace_id: str, who: Person) -> None:
+    """``owner`` removes ``who`` from the workspace (through the user service, as the web client does)."""
+    members = await client.get(f"{USER}/api/workspaces/{workspace_id}/members", headers=owner.headers)
+    assert members.status_code == 200, members.text
+    (member,) = [m for m in members.json() if m["userId"] == who.user_id]
+    removed = await client.delete(
+        f"{USER}/api/workspaces/{workspace_id}/members/{member['workspaceMemberId']}", headers=owner.headers
+    )
+    assert removed.status_code == 200, removed.text
