@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,11 +104,21 @@ async def team(client: httpx.AsyncClient) -> Team:
     return Team(workspace_id, owner, alice, bob, outsider, other)
 
 
-async def project(client: httpx.AsyncClient, who: Person, workspace_id: str, name: str = "Apollo") -> Any:
-    """A new project (the contract's Project)."""
-    return await call(
+async def project(
+    client: httpx.AsyncClient,
+    who: Person,
+    workspace_id: str,
+    name: str = "Apollo",
+    *,
+    members: Sequence[Person] = (),
+) -> Any:
+    """A new project of ``who`` (the contract's Project), with ``members`` joined as project MEMBERs."""
+    created = await call(
         client, "POST", "/api/projects", who, status=201, json={"workspaceId": workspace_id, "name": name}
     )
+    for member in members:
+        await join_project(client, who, member, created["projectId"])
+    return created
 
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64

@@ -130,7 +130,7 @@ async def replica_b(stack: StackInfo) -> AsyncIterator[str]:
 
 async def _project(client: httpx.AsyncClient) -> tuple[Team, str]:
     people = await team(client)
-    created = await project(client, people.owner, people.workspace_id)
+    created = await project(client, people.owner, people.workspace_id, members=(people.alice, people.bob))
     return people, str(created["projectId"])
 
 
