@@ -21,6 +21,9 @@ simply expire, since readers drop every member whose score has passed.
 
 Access is checked when a socket opens and again on its presence timer: a member removed from the
 workspace (or a deleted project) loses the socket with NOT_FOUND within a third of the presence TTL.
+
+WatchProject is declared without side effects, so the operator identity (``debug``) may call it: its
+socket gets the events and pongs but is never present (no entry is written, refreshed or removed).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from prometheus_client import CollectorRegistry
 from wealist.board.v1 import events_pb2, events_pb2_grpc
 
 from mesh import ChannelHub, NotFound, Subscriber, Unavailable
-from services.board.access import caller_id, parse_uuid, see_project
+from services.board.access import by_operator, caller_id, parse_uuid, see_project
 from services.board.context import BoardContext
 
 log = logging.getLogger("wealist.board.events")
@@ -244,12 +247,13 @@ class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):
         user_id = caller_id()
         project_id = parse_uuid(opening.project_id, field="projectId")
         await self._see(project_id, user_id)
-        socket_id = uuid.uuid4().hex
+        # An operator's socket watches without being present; None stands for "no presence entry".
+        socket_id = None if by_operator() else uuid.uuid4().hex
         async with self.hub.watch(project_id) as socket:
             chores: list[asyncio.Task[None]] = []
             try:
                 try:
-                    await self.presence.refresh(project_id, user_id, socket_id)
+                    await self._refresh(project_id, user_id, socket_id)
                 except aioredis.RedisError as error:
                     raise Unavailable(f"presence is unavailable: {error}") from None
                 chores = [
@@ -266,14 +270,25 @@ class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):
                 leaving.add_done_callback(self._leaving.discard)
                 await asyncio.shield(leaving)
 
+    async def _refresh(self, project_id: uuid.UUID, user_id: uuid.UUID, socket_id: str | None) -> None:
+        """Mark the socket present for another TTL (an operator's socket, without an id, never is)."""
+        if socket_id is not None:
+            await self.presence.refresh(project_id, user_id, socket_id)
+
     async def _leave(
-        self, chores: list[asyncio.Task[None]], project_id: uuid.UUID, user_id: uuid.UUID, socket_id: str
+        self,
+        chores: list[asyncio.Task[None]],
+        project_id: uuid.UUID,
+        user_id: uuid.UUID,
+        socket_id: str | None,
     ) -> None:
         """Stop the socket's chores, then take its presence entry out."""
         for chore in chores:
             chore.cancel()
         # Awaited first, so that a refresh in flight cannot put the entry back after it was removed.
         await asyncio.gather(*chores, return_exceptions=True)
+        if socket_id is None:
+            return
         try:
             await self.presence.leave(project_id, user_id, socket_id)
         except aioredis.RedisError:
@@ -285,7 +300,7 @@ class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):
         socket: Subscriber[events_pb2.WatchProjectResponse],
         project_id: uuid.UUID,
         user_id: uuid.UUID,
-        socket_id: str,
+        socket_id: str | None,
     ) -> None:
         """Client frames: a ping is answered with a pong and refreshes presence; others are ignored."""
         try:
@@ -294,7 +309,7 @@ class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):
                     continue
                 # Refreshed before the pong goes out: a client that got its pong is listed as online.
                 try:
-                    await self.presence.refresh(project_id, user_id, socket_id)
+                    await self._refresh(project_id, user_id, socket_id)
                 except aioredis.RedisError:
                     log.warning("could not refresh a board socket's presence", exc_info=True)
                 socket.offer(events_pb2.WatchProjectResponse(type=PONG))
@@ -308,7 +323,7 @@ class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):
         socket: Subscriber[events_pb2.WatchProjectResponse],
         project_id: uuid.UUID,
         user_id: uuid.UUID,
-        socket_id: str,
+        socket_id: str | None,
     ) -> None:
         """Refresh presence every third of its TTL; end the socket once the caller may not see the project.
 
@@ -326,7 +341,7 @@ class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):
                 # again.
                 log.warning("could not recheck a board socket's access", exc_info=True)
             try:
-                await self.presence.refresh(project_id, user_id, socket_id)
+                await self._refresh(project_id, user_id, socket_id)
             except aioredis.RedisError:
                 log.warning("could not refresh a board socket's presence", exc_info=True)
 

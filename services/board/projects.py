@@ -40,7 +40,7 @@ from wealist.board.v1 import common_pb2, project_pb2, project_pb2_grpc
 
 from mesh import AlreadyExists, FailedPrecondition, Forbidden, InvalidField, NotFound, Unavailable
 from services.board import attachments
-from services.board.access import Seen, caller_id, check_dates, parse_uuid, parse_uuids, see_project
+from services.board.access import Seen, by_operator, caller_id, check_dates, parse_uuid, parse_uuids, see_project
 from services.board.context import BoardContext
 from services.board.convert import optional_datetime, timestamp
 from services.board.directory import Person
@@ -756,9 +756,12 @@ class ProjectServicer(project_pb2_grpc.ProjectServiceServicer):
         owner = people.get(project.owner_id)
         workspace_owner = people.get(workspace.owner_id)
         try:
-            await self.ctx.redis.set(
-                current_project_key(user_id), str(project.id), ex=CURRENT_PROJECT_SECONDS
-            )
+            # Not for the operator: the method is declared without side effects, which is what lets the
+            # operator identity call it at all.
+            if not by_operator():
+                await self.ctx.redis.set(
+                    current_project_key(user_id), str(project.id), ex=CURRENT_PROJECT_SECONDS
+                )
         except RedisError:
             # Only option creation without a project id needs it; the kanban still loads without it.
             log.warning("could not remember the current project of %s", user_id, exc_info=True)

@@ -8,11 +8,20 @@ is 403 ``FORBIDDEN`` in the board envelope and changes nothing.
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from typing import Any
 
 import httpx
+import redis.asyncio as aioredis
+from wealist.board.v1 import events_pb2, events_pb2_grpc, project_pb2, project_pb2_grpc
 
+from devstack import StackInfo
+from services.board import events
+from services.board.projects import current_project_key
 from tests.board.support import BOARD, Person, call, join_project, project, team
+from tests.conftest import Mesh
+from tests.integration.helpers import bearer
 
 
 async def _refused(
@@ -114,3 +123,45 @@ async def test_participants_comment_and_may_leave_but_do_not_run_the_board(clien
     await _refused(client, "POST", "/api/comments", t.alice, {"boardId": bid, "content": "again"})
     participants = await call(client, "GET", f"/api/participants/board/{bid}", t.owner)
     assert [p["userId"] for p in participants] == [t.bob.user_id]
+
+
+# --- the operator identity ------------------------------------------------------------------------------
+
+
+async def _watch_and_ping(mesh: Mesh, workload: str, who: Person, project_id: str) -> list[str]:
+    """Open the project socket over gRPC as ``workload`` for ``who`` and ping it; once the pong is back,
+    the users GetOnlineUsers lists while the socket is open."""
+    stub = events_pb2_grpc.BoardEventServiceStub(mesh.channel("board", as_workload=workload))
+    socket = stub.WatchProject(metadata=bearer(who.token))
+    try:
+        await socket.write(events_pb2.WatchProjectRequest(project_id=project_id))
+        await socket.write(events_pb2.WatchProjectRequest(type="ping"))
+        pong = await asyncio.wait_for(socket.read(), 5)
+        assert isinstance(pong, events_pb2.WatchProjectResponse)
+        assert pong.type == "pong"
+        online = await stub.GetOnlineUsers(
+            events_pb2.GetOnlineUsersRequest(project_id=project_id), metadata=bearer(who.token)
+        )
+        return list(online.online_users)
+    finally:
+        socket.cancel()
+
+
+async def test_the_operators_project_socket_writes_no_presence(
+    client: httpx.AsyncClient, mesh: Mesh, stack: StackInfo
+) -> None:
+    """WatchProject is declared without side effects; as debug it watches but never makes anyone present."""
+    t = await team(client)
+    pid = (await project(client, t.owner, t.workspace_id))["projectId"]
+    rds = aioredis.Redis.from_url(stack.redis_url)
+    try:
+        assert await _watch_and_ping(mesh, "debug", t.alice, pid) == []
+        assert await rds.exists(events.presence_key(pid)) == 0
+        # The same socket through the gateway's identity is present: the checks above can fail.
+        assert await _watch_and_ping(mesh, "gateway", t.alice, pid) == [t.alice.user_id]
+        # Nor does the operator's init-settings become the user's current project.
+        stub = project_pb2_grpc.ProjectServiceStub(mesh.channel("board", as_workload="debug"))
+        await stub.GetInitSettings(project_pb2.GetInitSettingsRequest(project_id=pid), metadata=bearer(t.bob.token))
+        assert await rds.exists(current_project_key(uuid.UUID(t.bob.user_id))) == 0
+    finally:
+        await rds.aclose()
