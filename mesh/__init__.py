@@ -35,7 +35,14 @@ from mesh._errors import (
 from mesh._identity import TlsMaterial, ensure_dev_pki, load_tls, pki_paths, spiffe_id
 from mesh._interceptors import accept_stream, accepts_stream_itself
 from mesh._logging import configure_logging
-from mesh._membership import MembershipCache, invalidate_memberships, membership_key
+from mesh._membership import (
+    MembershipCache,
+    MembershipChange,
+    follow_membership_changes,
+    invalidate_memberships,
+    membership_key,
+    tail_membership_changes,
+)
 from mesh._pubsub import ChannelHub, Subscriber
 from mesh._redis import redis_client
 from mesh._runtime import Hosted, RemoteJwks, Runtime, run
@@ -68,6 +75,7 @@ __all__ = [
     "InvalidField",
     "JwksSource",
     "MembershipCache",
+    "MembershipChange",
     "MeshError",
     "MeshSettings",
     "MethodAccess",
@@ -94,6 +102,7 @@ __all__ = [
     "current_call",
     "current_user",
     "ensure_dev_pki",
+    "follow_membership_changes",
     "invalidate_memberships",
     "load_tls",
     "membership_key",
@@ -110,6 +119,7 @@ __all__ = [
     "run_migrations_env",
     "services_of",
     "spiffe_id",
+    "tail_membership_changes",
     "upgrade_to_head",
     "workload_of",
 ]

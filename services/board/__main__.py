@@ -32,7 +32,7 @@ from mesh import (
     migrate,
     run,
 )
-from services.board import attachments
+from services.board import attachments, membership
 from services.board.attachments import AttachmentServicer
 from services.board.boards import BoardServicer
 from services.board.comments import CommentServicer
@@ -98,6 +98,7 @@ async def serve(runtime: Runtime) -> None:
     comments = CommentServicer(ctx, notifier)
     files = AttachmentServicer(ctx)
     live = BoardEventServicer(ctx, hub)
+    _background(runtime, lambda: membership.follow(ctx, live.membership_changed), "board-membership-changes")
     await runtime.serve(
         [
             Hosted(

@@ -19,8 +19,13 @@ Presence counts sockets, not users: ``online:project:{projectId}`` is a sorted s
 every ping and on its own timer, and removes it when it closes; the entries of a replica that crashed
 simply expire, since readers drop every member whose score has passed.
 
-Access is checked when a socket opens and again on its presence timer: a member removed from the
-workspace (or a deleted project) loses the socket with NOT_FOUND within a third of the presence TTL.
+Access is checked when a socket opens, before every event it is sent, and again on its presence timer.
+An event goes out only once the user's workspace membership was confirmed for it (the shared membership
+cache, which the user service clears on every change, or the user service itself; when neither answers,
+the socket ends with UNAVAILABLE rather than send unconfirmed). And when the user service signals a
+change of the workspace's memberships, its sockets on every replica check again at once, so a removed
+member's socket ends with NOT_FOUND right away, idle or not; the timer still catches a deleted project
+within a third of the presence TTL.
 
 WatchProject is declared without side effects, so the operator identity (``debug``) may call it: its
 socket gets the events and pongs but is never present (no entry is written, refreshed or removed).
@@ -34,7 +39,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
@@ -43,7 +48,7 @@ from google.protobuf import json_format
 from prometheus_client import CollectorRegistry
 from wealist.board.v1 import events_pb2, events_pb2_grpc
 
-from mesh import ChannelHub, NotFound, Subscriber, Unavailable
+from mesh import ChannelHub, MembershipChange, NotFound, Subscriber, Unavailable
 from services.board.access import by_operator, caller_id, parse_uuid, see_project
 from services.board.context import BoardContext
 
@@ -223,10 +228,38 @@ class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):
         self.hub = hub
         self.presence = Presence(ctx.redis, ttl_seconds=ctx.settings.presence_ttl_seconds)
         self._leaving: set[asyncio.Task[None]] = set()
+        # Per workspace, the wake-up of each open socket of its projects on this replica.
+        self._watching: dict[uuid.UUID, set[asyncio.Event]] = {}
 
-    async def _see(self, project_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    async def _see(self, project_id: uuid.UUID, user_id: uuid.UUID) -> uuid.UUID:
+        """NOT_FOUND unless the user sees the project; the project's workspace."""
         async with self.ctx.database.unit_of_work() as session:
-            await see_project(session, self.ctx.directory, project_id, user_id)
+            seen = await see_project(session, self.ctx.directory, project_id, user_id)
+        return seen.project.workspace_id
+
+    async def _confirm(self, workspace_id: uuid.UUID, user_id: uuid.UUID) -> None:
+        """NOT_FOUND unless the user is still a member of the workspace (checked before each event)."""
+        if await self.ctx.directory.role(workspace_id, user_id) is None:
+            raise NotFound("Project not found")
+
+    def membership_changed(self, change: MembershipChange) -> None:
+        """The workspace's memberships changed: its sockets here check access now, not at their next round."""
+        for wake in self._watching.get(change.workspace_id, ()):
+            wake.set()
+
+    @contextlib.contextmanager
+    def _watch(self, workspace_id: uuid.UUID) -> Iterator[asyncio.Event]:
+        """A socket's wake-up for membership changes of the workspace, registered while it is open."""
+        wake = asyncio.Event()
+        self._watching.setdefault(workspace_id, set()).add(wake)
+        try:
+            yield wake
+        finally:
+            watching = self._watching.get(workspace_id)
+            if watching is not None:
+                watching.discard(wake)
+                if not watching:
+                    del self._watching[workspace_id]
 
     async def WatchProject(
         self, request_iterator: AsyncIterator[events_pb2.WatchProjectRequest], context: Context
@@ -235,10 +268,12 @@ class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):
 
         The socket's life: the gateway's opening message names the project; the caller must see it
         (NOT_FOUND otherwise, so the socket closes with 4404). Then the socket is subscribed and present,
-        and three things run until it ends: frames from the hub go out, client pings are answered (and
-        refresh presence), and a timer refreshes presence and checks that the caller still sees the
-        project. It ends when the client goes away (its request stream ends or the call is cancelled),
-        when it falls behind (RESOURCE_EXHAUSTED) or when it may no longer see the project (NOT_FOUND).
+        and three things run until it ends: frames from the hub go out (an event only once the caller's
+        workspace membership is confirmed), client pings are answered (and refresh presence), and a timer
+        refreshes presence and checks that the caller still sees the project (at once when the workspace's
+        memberships change). It ends when the client goes away (its request stream ends or the call is
+        cancelled), when it falls behind (RESOURCE_EXHAUSTED) or when it may no longer see the project
+        (NOT_FOUND).
         """
         requests = aiter(request_iterator)
         opening = await anext(requests, None)
@@ -246,29 +281,32 @@ class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):
             return
         user_id = caller_id()
         project_id = parse_uuid(opening.project_id, field="projectId")
-        await self._see(project_id, user_id)
+        workspace_id = await self._see(project_id, user_id)
         # An operator's socket watches without being present; None stands for "no presence entry".
         socket_id = None if by_operator() else uuid.uuid4().hex
-        async with self.hub.watch(project_id) as socket:
-            chores: list[asyncio.Task[None]] = []
-            try:
+        with self._watch(workspace_id) as wake:
+            async with self.hub.watch(project_id) as socket:
+                chores: list[asyncio.Task[None]] = []
                 try:
-                    await self._refresh(project_id, user_id, socket_id)
-                except aioredis.RedisError as error:
-                    raise Unavailable(f"presence is unavailable: {error}") from None
-                chores = [
-                    asyncio.create_task(self._answer(requests, socket, project_id, user_id, socket_id)),
-                    asyncio.create_task(self._keep_alive(socket, project_id, user_id, socket_id)),
-                ]
-                while (frame := await socket.get()) is not None:
-                    yield frame
-            finally:
-                # A task of its own, shielded: a call cancelled twice still takes its entry out (else it
-                # would linger for one TTL).
-                leaving = asyncio.create_task(self._leave(chores, project_id, user_id, socket_id))
-                self._leaving.add(leaving)
-                leaving.add_done_callback(self._leaving.discard)
-                await asyncio.shield(leaving)
+                    try:
+                        await self._refresh(project_id, user_id, socket_id)
+                    except aioredis.RedisError as error:
+                        raise Unavailable(f"presence is unavailable: {error}") from None
+                    chores = [
+                        asyncio.create_task(self._answer(requests, socket, project_id, user_id, socket_id)),
+                        asyncio.create_task(self._keep_alive(socket, wake, project_id, user_id, socket_id)),
+                    ]
+                    while (frame := await socket.get()) is not None:
+                        if frame.type != PONG:
+                            await self._confirm(workspace_id, user_id)
+                        yield frame
+                finally:
+                    # A task of its own, shielded: a call cancelled twice still takes its entry out (else it
+                    # would linger for one TTL).
+                    leaving = asyncio.create_task(self._leave(chores, project_id, user_id, socket_id))
+                    self._leaving.add(leaving)
+                    leaving.add_done_callback(self._leaving.discard)
+                    await asyncio.shield(leaving)
 
     async def _refresh(self, project_id: uuid.UUID, user_id: uuid.UUID, socket_id: str | None) -> None:
         """Mark the socket present for another TTL (an operator's socket, without an id, never is)."""
@@ -321,16 +359,20 @@ class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):
     async def _keep_alive(
         self,
         socket: Subscriber[events_pb2.WatchProjectResponse],
+        wake: asyncio.Event,
         project_id: uuid.UUID,
         user_id: uuid.UUID,
         socket_id: str | None,
     ) -> None:
         """Refresh presence every third of its TTL; end the socket once the caller may not see the project.
 
-        A member removed from the workspace (or a deleted project) must not go on receiving its events.
+        A member removed from the workspace (or a deleted project) must not go on receiving its events;
+        a membership change of the workspace (``wake``) makes the check happen at once.
         """
         while True:
-            await asyncio.sleep(self.presence.ttl_seconds / 3)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), self.presence.ttl_seconds / 3)
+            wake.clear()
             try:
                 await self._see(project_id, user_id)
             except NotFound as gone:

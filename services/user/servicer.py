@@ -209,9 +209,10 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self.store = store
         self.redis = redis
 
-    async def _memberships_changed(self, workspace_id: uuid.UUID) -> None:
-        """After a committed membership change: other services' cached answers for it are stale."""
-        await invalidate_memberships(self.redis, workspace_id)
+    async def _memberships_changed(self, workspace_id: uuid.UUID, *, removed: Sequence[uuid.UUID] = ()) -> None:
+        """After a committed membership change: other services' cached answers for it are stale, and
+        those that keep state per member (board's project memberships) hear who was ``removed``."""
+        await invalidate_memberships(self.redis, workspace_id, removed=removed)
 
     # --- users ----------------------------------------------------------------------------------------
 
@@ -460,10 +461,10 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         workspace_id = service.parse_uuid(request.workspace_id, field="workspaceId")
         member_id = service.parse_uuid(request.member_id, field="memberId")
         async with self.database.unit_of_work() as session:
-            await service.remove_member(
+            removed = await service.remove_member(
                 session, caller_id=caller, workspace_id=workspace_id, member_id=member_id
             )
-        await self._memberships_changed(workspace_id)
+        await self._memberships_changed(workspace_id, removed=[removed])
         return user_pb2.RemoveWorkspaceMemberResponse(message="Member removed successfully")
 
     async def ValidateWorkspaceMember(

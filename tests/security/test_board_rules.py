@@ -9,7 +9,9 @@ is 403 ``FORBIDDEN`` in the board envelope and changes nothing.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -19,7 +21,7 @@ from wealist.board.v1 import events_pb2, events_pb2_grpc, project_pb2, project_p
 from devstack import StackInfo
 from services.board import events
 from services.board.projects import current_project_key
-from tests.board.support import BOARD, Person, call, join_project, project, team
+from tests.board.support import BOARD, USER, Person, call, join_project, project, remove_from_workspace, team
 from tests.conftest import Mesh
 from tests.integration.helpers import bearer
 
@@ -165,3 +167,57 @@ async def test_the_operators_project_socket_writes_no_presence(
         assert await rds.exists(current_project_key(uuid.UUID(t.bob.user_id))) == 0
     finally:
         await rds.aclose()
+
+
+# --- leaving the workspace ------------------------------------------------------------------------------
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> bool:
+    """Whether ``check`` holds within ``within`` seconds (the board hears of the removal asynchronously)."""
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def _members(client: httpx.AsyncClient, who: Person, project_id: str) -> dict[str, str]:
+    listed = await call(client, "GET", f"/api/projects/{project_id}/members", who)
+    return {m["userId"]: m["roleName"] for m in listed}
+
+
+async def test_leaving_the_workspace_ends_ones_project_memberships(client: httpx.AsyncClient) -> None:
+    t = await team(client)
+    owner, alice, bob = t.owner, t.alice, t.bob
+    shared = (await project(client, owner, t.workspace_id, "Shared", members=(alice, bob)))["projectId"]
+    await call(client, "PUT", f"/api/projects/{shared}/members/{alice.user_id}/role", owner, json={"roleName": "ADMIN"})
+    hers = (await project(client, alice, t.workspace_id, "Hers", members=(bob,)))["projectId"]
+    closed = (await project(client, owner, t.workspace_id, "Closed"))["projectId"]
+    asked = await call(client, "POST", "/api/join-requests", alice, status=201, json={"projectId": closed})
+
+    await remove_from_workspace(client, owner, t.workspace_id, alice)
+
+    async def forgotten() -> bool:
+        return alice.user_id not in await _members(client, owner, shared)
+
+    assert await _eventually(forgotten), await _members(client, owner, shared)
+    # Her own project passed to the workspace's owner, so it still has its one OWNER.
+    assert await _members(client, owner, hers) == {owner.user_id: "OWNER", bob.user_id: "MEMBER"}
+    assert (await call(client, "GET", f"/api/projects/{hers}", owner))["ownerId"] == owner.user_id
+    # Her pending request went too, and cannot be approved any more.
+    assert await call(client, "GET", f"/api/projects/{closed}/join-requests", owner) == []
+    reply = await client.put(
+        f"{BOARD}/api/join-requests/{asked['requestId']}", headers=owner.headers, json={"status": "APPROVED"}
+    )
+    assert reply.status_code in (400, 404), reply.text
+
+    # Back in the workspace, she starts from nothing in its projects.
+    invited = await client.post(
+        f"{USER}/api/workspaces/{t.workspace_id}/members/invite", headers=owner.headers, json={"email": alice.email}
+    )
+    assert invited.status_code in (200, 201), invited.text
+    await _refused(client, "POST", "/api/boards", alice, {"projectId": shared, "title": "As admin?"})
+    await _refused(client, "PUT", f"/api/projects/{hers}", alice, {"name": "Mine again?"})
+    await _refused(client, "GET", f"/api/projects/{shared}/join-requests", alice)
+    await call(client, "POST", "/api/join-requests", alice, status=201, json={"projectId": shared})
