@@ -41,6 +41,7 @@ from mesh._membership import (
     follow_membership_changes,
     invalidate_memberships,
     membership_key,
+    run_until_cancelled,
     tail_membership_changes,
 )
 from mesh._pubsub import ChannelHub, Subscriber
@@ -117,6 +118,7 @@ __all__ = [
     "revoke",
     "run",
     "run_migrations_env",
+    "run_until_cancelled",
     "services_of",
     "spiffe_id",
     "tail_membership_changes",

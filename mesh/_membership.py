@@ -27,6 +27,11 @@ The same invalidation is also the signal other services act on: in the same tran
 
 Handlers must be idempotent (a change may be handled twice: a replica can die after the work and before
 the acknowledgement), and the stream keeps only the latest changes (about ``CHANGES_MAXLEN``).
+
+Both readers block in Redis for at most ``block_ms`` at a time and are stopped by setting their ``stop``
+event, never by cancelling them: redis-py's asyncio client can lose a cancellation that lands while a
+blocking read is in flight, and the task then hangs in its next read (seen with XREAD on redis-py 8.2).
+:func:`run_until_cancelled` gives a cancellable task that stops them that way.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -51,8 +56,8 @@ _NOT_MEMBER = "-"
 # a service's replicas fall behind by during a restart.
 CHANGES_STREAM = "membership:changes"
 CHANGES_MAXLEN = 10_000
-# How long a blocking read waits before it looks again (and notices a cancellation).
-_BLOCK_MS = 5_000
+# How long a blocking read waits before it looks again (and notices that it should stop).
+_BLOCK_MS = 1_000
 # A change delivered to a consumer that has not acknowledged it for this long is taken over by another
 # (its replica died, or its handler failed and it is retried).
 CLAIM_IDLE_MS = 30_000
@@ -170,7 +175,11 @@ async def invalidate_memberships(
     user service calls this after a committed change; ``removed`` names the users whose membership it
     ended), so an answer read before the change is not written after it, and services that hold state
     per member hear of it (see the module)."""
-    signal = {"workspace": str(workspace_id), "removed": ",".join(str(u) for u in removed), "at": repr(time.time())}
+    signal = {
+        "workspace": str(workspace_id),
+        "removed": ",".join(str(u) for u in removed),
+        "at": repr(time.time()),
+    }
     async with redis.pipeline(transaction=True) as pipe:
         pipe.incr(generation_key(workspace_id))
         pipe.expire(generation_key(workspace_id), _GENERATION_TTL_SECONDS)
@@ -180,6 +189,10 @@ async def invalidate_memberships(
 
 
 Handler = Callable[[MembershipChange], Awaitable[None]]
+# Stream entries as redis-py returns them: (id, fields), both None for an entry trimmed while pending.
+Entries = list[tuple[Any, Any]]
+# XREAD and XREADGROUP answer per stream: (name, entries).
+Replies = list[tuple[Any, Entries]]
 
 
 def consumer_name() -> str:
@@ -187,9 +200,7 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-async def _handle_entries(
-    redis: aioredis.Redis, group: str, entries: Iterable[tuple[Any, Mapping[Any, Any]]], handle: Handler
-) -> None:
+async def _handle_entries(redis: aioredis.Redis, group: str, entries: Entries, handle: Handler) -> None:
     """Handle each entry and acknowledge it; one whose handler fails stays pending and is retried."""
     for entry_id, fields in entries:
         if entry_id is None:
@@ -215,6 +226,7 @@ async def follow_membership_changes(
     *,
     group: str,
     handle: Handler,
+    stop: asyncio.Event,
     consumer: str | None = None,
     block_ms: int = _BLOCK_MS,
     claim_idle_ms: int = CLAIM_IDLE_MS,
@@ -224,11 +236,11 @@ async def follow_membership_changes(
     The group is created on first use at the start of the stream, so changes signalled before the
     service ever ran are handled too. Each round first takes over entries other consumers (or this one)
     left unacknowledged for ``claim_idle_ms``, then waits up to ``block_ms`` for new ones. Redis errors
-    are logged and retried; cancel the task to stop.
+    are logged and retried. Returns once ``stop`` is set (within ``block_ms``).
     """
     me = consumer or consumer_name()
     created = False
-    while True:
+    while not stop.is_set():
         try:
             if not created:
                 try:
@@ -237,10 +249,15 @@ async def follow_membership_changes(
                     if "BUSYGROUP" not in str(error):
                         raise
                 created = True
-            claimed = await redis.xautoclaim(CHANGES_STREAM, group, me, min_idle_time=claim_idle_ms, count=100)
             # XAUTOCLAIM answers [next cursor, entries, (deleted ids, since Redis 7)].
+            claimed = await redis.xautoclaim(
+                CHANGES_STREAM, group, me, min_idle_time=claim_idle_ms, count=100
+            )
             await _handle_entries(redis, group, claimed[1], handle)
-            replies = await redis.xreadgroup(group, me, {CHANGES_STREAM: ">"}, count=100, block=block_ms)
+            replies = cast(
+                "Replies | None",
+                await redis.xreadgroup(group, me, {CHANGES_STREAM: ">"}, count=100, block=block_ms),
+            )
             for _, entries in replies or []:
                 await _handle_entries(redis, group, entries, handle)
         except asyncio.CancelledError:
@@ -251,22 +268,25 @@ async def follow_membership_changes(
 
 
 async def tail_membership_changes(
-    redis: aioredis.Redis, *, handle: Handler, block_ms: int = _BLOCK_MS
+    redis: aioredis.Redis, *, handle: Handler, stop: asyncio.Event, block_ms: int = _BLOCK_MS
 ) -> None:
     """Hand every membership change signalled from now on to ``handle``, forever (each replica its own).
 
     After a Redis error it goes on from the last change it saw, so a short outage loses nothing the
-    stream still holds. A failing handler is logged and the change skipped. Cancel the task to stop.
+    stream still holds. A failing handler is logged and the change skipped. Returns once ``stop`` is set
+    (within ``block_ms``).
     """
     # The newest entry when reading starts, as an id: "$" on every call would skip whatever was added
     # between two calls.
     last: str | None = None
-    while True:
+    while not stop.is_set():
         try:
             if last is None:
-                newest = await redis.xrevrange(CHANGES_STREAM, count=1)
+                newest = cast("Entries", await redis.xrevrange(CHANGES_STREAM, count=1))
                 last = _text(newest[0][0]) if newest else "0-0"
-            replies = await redis.xread({CHANGES_STREAM: last}, count=100, block=block_ms)
+            replies = cast(
+                "Replies | None", await redis.xread({CHANGES_STREAM: last}, count=100, block=block_ms)
+            )
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -285,3 +305,21 @@ async def tail_membership_changes(
                     raise
                 except Exception:
                     log.exception("handling membership change %s failed", change.entry_id)
+
+
+async def run_until_cancelled(*readers: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run readers that stop on an event until this task is cancelled; then stop them and wait for them.
+
+    The cancellation is turned into the readers' ``stop`` event (see the module for why they are not
+    cancelled themselves), and re-raised once they returned.
+    """
+    stop = asyncio.Event()
+    tasks = [asyncio.ensure_future(reader(stop)) for reader in readers]
+    try:
+        # asyncio.wait, not gather: being cancelled here must not cancel the readers.
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        stop.set()
+        await asyncio.shield(asyncio.wait(tasks))
+    for task in tasks:
+        task.result()

@@ -204,7 +204,9 @@ def require_board_deleter(seen: Seen, board: Board, user_id: uuid.UUID) -> None:
         raise Forbidden(NOT_BOARD_DELETER)
 
 
-def require_commenter(seen: Seen, board: Board, user_id: uuid.UUID, participants: Collection[uuid.UUID]) -> None:
+def require_commenter(
+    seen: Seen, board: Board, user_id: uuid.UUID, participants: Collection[uuid.UUID]
+) -> None:
     """FORBIDDEN unless the user may change the board or takes part in it."""
     if not (changes_board(seen, board, user_id) or user_id in participants):
         raise Forbidden(NOT_COMMENTER)

@@ -17,7 +17,6 @@ Both are idempotent, as the stream may hand a change over twice.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -29,7 +28,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from mesh import MembershipChange, NotFound, follow_membership_changes, tail_membership_changes
+from mesh import (
+    MembershipChange,
+    NotFound,
+    follow_membership_changes,
+    run_until_cancelled,
+    tail_membership_changes,
+)
 from services.board.context import BoardContext
 from services.board.directory import Directory
 from services.board.models import (
@@ -142,7 +147,7 @@ async def follow(ctx: BoardContext, on_change: Callable[[MembershipChange], None
     async def live(change: MembershipChange) -> None:
         on_change(change)
 
-    await asyncio.gather(
-        follow_membership_changes(ctx.redis, group=GROUP, handle=durable),
-        tail_membership_changes(ctx.redis, handle=live),
+    await run_until_cancelled(
+        lambda stop: follow_membership_changes(ctx.redis, group=GROUP, handle=durable, stop=stop),
+        lambda stop: tail_membership_changes(ctx.redis, handle=live, stop=stop),
     )

@@ -43,7 +43,15 @@ from wealist.board.v1 import common_pb2, project_pb2, project_pb2_grpc
 
 from mesh import AlreadyExists, FailedPrecondition, Forbidden, InvalidField, NotFound, Unavailable
 from services.board import attachments
-from services.board.access import Seen, by_operator, caller_id, check_dates, parse_uuid, parse_uuids, see_project
+from services.board.access import (
+    Seen,
+    by_operator,
+    caller_id,
+    check_dates,
+    parse_uuid,
+    parse_uuids,
+    see_project,
+)
 from services.board.context import BoardContext
 from services.board.convert import optional_datetime, timestamp
 from services.board.directory import Person

@@ -209,7 +209,9 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self.store = store
         self.redis = redis
 
-    async def _memberships_changed(self, workspace_id: uuid.UUID, *, removed: Sequence[uuid.UUID] = ()) -> None:
+    async def _memberships_changed(
+        self, workspace_id: uuid.UUID, *, removed: Sequence[uuid.UUID] = ()
+    ) -> None:
         """After a committed membership change: other services' cached answers for it are stale, and
         those that keep state per member (board's project memberships) hear who was ``removed``."""
         await invalidate_memberships(self.redis, workspace_id, removed=removed)

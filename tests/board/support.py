@@ -150,13 +150,17 @@ async def upload(client: httpx.AsyncClient, who: Person, workspace_id: str, enti
 
 async def join_project(client: httpx.AsyncClient, manager: Person, who: Person, project_id: str) -> None:
     """``who`` asks to join the project and ``manager`` (its OWNER or an ADMIN) approves: a MEMBER."""
-    request = await call(client, "POST", "/api/join-requests", who, status=201, json={"projectId": project_id})
+    request = await call(
+        client, "POST", "/api/join-requests", who, status=201, json={"projectId": project_id}
+    )
     await call(
         client, "PUT", f"/api/join-requests/{request['requestId']}", manager, json={"status": "APPROVED"}
     )
 
 
-async def remove_from_workspace(client: httpx.AsyncClient, owner: Person, workspace_id: str, who: Person) -> None:
+async def remove_from_workspace(
+    client: httpx.AsyncClient, owner: Person, workspace_id: str, who: Person
+) -> None:
     """``owner`` removes ``who`` from the workspace (through the user service, as the web client does)."""
     members = await client.get(f"{USER}/api/workspaces/{workspace_id}/members", headers=owner.headers)
     assert members.status_code == 200, members.text

@@ -505,9 +505,7 @@ async def test_no_event_goes_to_a_socket_whose_user_is_no_longer_a_member(
     people, project_id = await _project(client)
     async with BoardSocket(_base(client), project_id, people.alice.token) as board:
         await board.ping()
-        await rds.hset(
-            membership_key(people.workspace_id), people.alice.user_id, f"-@{time.time() + 60:.3f}"
-        )
+        await rds.hset(membership_key(people.workspace_id), people.alice.user_id, f"-@{time.time() + 60:.3f}")
         board_id = uuid.uuid4()
         await events.publish(
             rds, uuid.UUID(project_id), events.BOARD_UPDATED, {"boardId": str(board_id)}, board_id=board_id

@@ -47,7 +47,9 @@ def _kinds(items: list[dict[str, Any]]) -> list[str]:
 async def test_board_notifications_reach_the_people_of_the_board(client: httpx.AsyncClient) -> None:
     crew = await team(client)
     owner, alice, bob = crew.owner, crew.alice, crew.bob
-    pid = (await project(client, owner, crew.workspace_id, "Rocket", members=(crew.alice, crew.bob)))["projectId"]
+    pid = (await project(client, owner, crew.workspace_id, "Rocket", members=(crew.alice, crew.bob)))[
+        "projectId"
+    ]
     settings = await call(client, "GET", f"/api/projects/{pid}/init-settings", alice)
     labels = {
         option["optionValue"]: option["optionLabel"]

@@ -31,7 +31,6 @@ import jsonschema
 import kubernetes_validate  # type: ignore[import-untyped]
 import yaml
 
-
 SCHEMAS = Path(__file__).resolve().parent / "crds"
 # A Kubernetes release kubernetes-validate ships schemas for; Istio supports it.
 KUBERNETES_VERSION = "1.33"

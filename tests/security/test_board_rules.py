@@ -56,7 +56,9 @@ async def _seen(client: httpx.AsyncClient, who: Person, board_id: str) -> tuple[
     )
 
 
-async def test_a_workspace_member_outside_the_project_only_reads_its_boards(client: httpx.AsyncClient) -> None:
+async def test_a_workspace_member_outside_the_project_only_reads_its_boards(
+    client: httpx.AsyncClient,
+) -> None:
     t = await team(client)
     pid = (await project(client, t.owner, t.workspace_id))["projectId"]
     card = await _board(client, t.owner, pid, participants=[t.bob.user_id])
@@ -92,8 +94,17 @@ async def test_project_members_change_boards_and_few_delete_them(client: httpx.A
     await call(client, "PUT", f"/api/boards/{owners}", t.bob, json={"title": "Edited by Bob"})
     moved = {"projectId": pid, "groupByFieldName": "stage", "newFieldValue": "review"}
     await call(client, "PUT", f"/api/boards/{owners}/move", t.bob, json=moved)
-    await call(client, "POST", "/api/participants", t.bob, status=201, json={"boardId": owners, "userIds": [t.alice.user_id]})
-    await call(client, "POST", "/api/comments", t.bob, status=201, json={"boardId": owners, "content": "on it"})
+    await call(
+        client,
+        "POST",
+        "/api/participants",
+        t.bob,
+        status=201,
+        json={"boardId": owners, "userIds": [t.alice.user_id]},
+    )
+    await call(
+        client, "POST", "/api/comments", t.bob, status=201, json={"boardId": owners, "content": "on it"}
+    )
     # ...but deletes only his own: deleting takes everyone's comments and files with it.
     await _refused(client, "DELETE", f"/api/boards/{owners}", t.bob)
     his = (await _board(client, t.bob, pid, title="Bob's"))["boardId"]
@@ -106,7 +117,13 @@ async def test_project_members_change_boards_and_few_delete_them(client: httpx.A
     await call(client, "DELETE", f"/api/boards/{assigned}", t.alice)
 
     # An ADMIN of the project deletes any board of it.
-    await call(client, "PUT", f"/api/projects/{pid}/members/{t.bob.user_id}/role", t.owner, json={"roleName": "ADMIN"})
+    await call(
+        client,
+        "PUT",
+        f"/api/projects/{pid}/members/{t.bob.user_id}/role",
+        t.owner,
+        json={"roleName": "ADMIN"},
+    )
     await call(client, "DELETE", f"/api/boards/{owners}", t.bob)
     assert await call(client, "GET", f"/api/boards/project/{pid}", t.owner) == []
 
@@ -119,7 +136,9 @@ async def test_participants_comment_and_may_leave_but_do_not_run_the_board(clien
     await call(client, "POST", "/api/comments", t.alice, status=201, json={"boardId": bid, "content": "seen"})
     await _refused(client, "PUT", f"/api/boards/{bid}", t.alice, {"title": "Mine now"})
     await _refused(client, "DELETE", f"/api/participants/board/{bid}/user/{t.bob.user_id}", t.alice)
-    await _refused(client, "POST", "/api/participants", t.alice, {"boardId": bid, "userIds": [t.owner.user_id]})
+    await _refused(
+        client, "POST", "/api/participants", t.alice, {"boardId": bid, "userIds": [t.owner.user_id]}
+    )
     # Leaving is hers to decide; afterwards she is a reader like any workspace member.
     await call(client, "DELETE", f"/api/participants/board/{bid}/user/{t.alice.user_id}", t.alice)
     await _refused(client, "POST", "/api/comments", t.alice, {"boardId": bid, "content": "again"})
@@ -163,7 +182,9 @@ async def test_the_operators_project_socket_writes_no_presence(
         assert await _watch_and_ping(mesh, "gateway", t.alice, pid) == [t.alice.user_id]
         # Nor does the operator's init-settings become the user's current project.
         stub = project_pb2_grpc.ProjectServiceStub(mesh.channel("board", as_workload="debug"))
-        await stub.GetInitSettings(project_pb2.GetInitSettingsRequest(project_id=pid), metadata=bearer(t.bob.token))
+        await stub.GetInitSettings(
+            project_pb2.GetInitSettingsRequest(project_id=pid), metadata=bearer(t.bob.token)
+        )
         assert await rds.exists(current_project_key(uuid.UUID(t.bob.user_id))) == 0
     finally:
         await rds.aclose()
@@ -191,7 +212,13 @@ async def test_leaving_the_workspace_ends_ones_project_memberships(client: httpx
     t = await team(client)
     owner, alice, bob = t.owner, t.alice, t.bob
     shared = (await project(client, owner, t.workspace_id, "Shared", members=(alice, bob)))["projectId"]
-    await call(client, "PUT", f"/api/projects/{shared}/members/{alice.user_id}/role", owner, json={"roleName": "ADMIN"})
+    await call(
+        client,
+        "PUT",
+        f"/api/projects/{shared}/members/{alice.user_id}/role",
+        owner,
+        json={"roleName": "ADMIN"},
+    )
     hers = (await project(client, alice, t.workspace_id, "Hers", members=(bob,)))["projectId"]
     closed = (await project(client, owner, t.workspace_id, "Closed"))["projectId"]
     asked = await call(client, "POST", "/api/join-requests", alice, status=201, json={"projectId": closed})
@@ -214,7 +241,9 @@ async def test_leaving_the_workspace_ends_ones_project_memberships(client: httpx
 
     # Back in the workspace, she starts from nothing in its projects.
     invited = await client.post(
-        f"{USER}/api/workspaces/{t.workspace_id}/members/invite", headers=owner.headers, json={"email": alice.email}
+        f"{USER}/api/workspaces/{t.workspace_id}/members/invite",
+        headers=owner.headers,
+        json={"email": alice.email},
     )
     assert invited.status_code in (200, 201), invited.text
     await _refused(client, "POST", "/api/boards", alice, {"projectId": shared, "title": "As admin?"})
