@@ -62,6 +62,8 @@ _BLOCK_MS = 1_000
 # (its replica died, or its handler failed and it is retried).
 CLAIM_IDLE_MS = 30_000
 _RETRY_SECONDS = 1.0
+# A consumer idle this long with nothing pending is a replica that is gone.
+_GONE_CONSUMER_MS = 24 * 60 * 60 * 1000
 # A generation outlives any lookup by far; it is refreshed on every bump.
 _GENERATION_TTL_SECONDS = 24 * 60 * 60
 # KEYS: the hash, the generation; ARGV: the generation the reader saw, the TTL, then field/value pairs.
@@ -221,6 +223,14 @@ async def _handle_entries(redis: aioredis.Redis, group: str, entries: Entries, h
         await redis.xack(CHANGES_STREAM, group, entry_id)
 
 
+async def _forget_gone_consumers(redis: aioredis.Redis, group: str) -> None:
+    """Drop the group's consumers that hold nothing and were idle for a day: replicas long gone (each
+    process reads under a name of its own, so they would pile up in ``XINFO CONSUMERS``)."""
+    for consumer in await redis.xinfo_consumers(CHANGES_STREAM, group):
+        if consumer["pending"] == 0 and consumer["idle"] > _GONE_CONSUMER_MS:
+            await redis.xgroup_delconsumer(CHANGES_STREAM, group, consumer["name"])
+
+
 async def follow_membership_changes(
     redis: aioredis.Redis,
     *,
@@ -248,6 +258,7 @@ async def follow_membership_changes(
                 except ResponseError as error:
                     if "BUSYGROUP" not in str(error):
                         raise
+                await _forget_gone_consumers(redis, group)
                 created = True
             # XAUTOCLAIM answers [next cursor, entries, (deleted ids, since Redis 7)].
             claimed = await redis.xautoclaim(

@@ -1,5 +1,8 @@
 """The kanban's boards: list, create, read, update, delete, move.
 
+Who may do which is :mod:`access`'s rule: project members create boards; project members and a board's
+author and assignee change it; its author, assignee or a project OWNER/ADMIN delete it.
+
 Every method runs in one unit of work; events to the project's sockets are published and the outbox's
 notifications poked only after the commit, and files of a deleted board are purged from S3 after it. A
 board's custom fields are stored as option ids and spoken as option values (:mod:`fields`), so the

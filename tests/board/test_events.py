@@ -465,7 +465,8 @@ async def test_presence_is_refreshed_by_the_sockets_timer(
 async def test_a_member_removed_from_the_workspace_loses_the_socket(
     client: httpx.AsyncClient, replica_b: str
 ) -> None:
-    """The socket's timer checks access again: a removed member stops receiving the project's events."""
+    """On a replica of its own too, a removed member's socket ends (at once, on the user service's signal;
+    its timer would catch it within TTL/3)."""
     people, project_id = await _project(client)
     async with BoardSocket(replica_b, project_id, people.alice.token) as board:
         await board.ping()
