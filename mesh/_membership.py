@@ -123,6 +123,12 @@ class MembershipCache:
             found[user_id] = None if role == _NOT_MEMBER else role
         return Lookup(found, generation)
 
+    async def generation(self, workspace_id: uuid.UUID) -> str:
+        """The workspace's generation now (``"0"`` before its first change): what a reader compares with
+        the generation of an earlier lookup to know whether the workspace changed since."""
+        raw = await self._redis.get(generation_key(workspace_id))
+        return raw.decode() if isinstance(raw, bytes) else str(raw or "0")
+
     async def put(
         self, workspace_id: uuid.UUID, answers: Mapping[uuid.UUID, str | None], *, generation: str
     ) -> bool:

@@ -40,6 +40,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -68,6 +69,7 @@ __all__ = [
     "BoardEventServicer",
     "ChannelHub",
     "Context",
+    "Delivery",
     "Presence",
     "ProjectHub",
     "Subscriber",
@@ -114,7 +116,22 @@ async def publish(
     await redis.publish(project_channel(project_id), json.dumps(frame, separators=(",", ":")))
 
 
-def event_frame(data: bytes | str) -> events_pb2.WatchProjectResponse:
+@dataclass(slots=True)
+class Delivery:
+    """One frame for a replica's sockets of a project, with the membership generation they check it by.
+
+    Before an event goes out, a socket checks that the workspace's memberships did not change since it
+    last confirmed its user's (:meth:`BoardEventServicer._cleared`). The generation is read once per
+    event and replica, by the first socket to send it, and shared by the others: having been read after
+    the event arrived, it reflects every change signalled before the event was published, which is all
+    any of them needs. So an event costs one Redis read per replica, however many sockets get it.
+    """
+
+    frame: events_pb2.WatchProjectResponse
+    generation: asyncio.Future[str] | None = None
+
+
+def event_frame(data: bytes | str) -> Delivery:
     """The socket frame of one published event (parsed once per replica, shared by its sockets)."""
     body = json.loads(data)
     frame = events_pb2.WatchProjectResponse(type=str(body["type"]))
@@ -122,7 +139,7 @@ def event_frame(data: bytes | str) -> events_pb2.WatchProjectResponse:
         json_format.ParseDict(body["payload"], frame.payload)
     if body.get("boardId") is not None:
         frame.board_id = str(body["boardId"])
-    return frame
+    return Delivery(frame)
 
 
 # --- fan-out ---------------------------------------------------------------------------------------------
@@ -132,7 +149,7 @@ class ProjectHub:
     """The board service's hub: sockets subscribe to their project's channel, frames are socket frames."""
 
     def __init__(self, ctx: BoardContext, *, registry: CollectorRegistry | None = None) -> None:
-        self._hub: ChannelHub[events_pb2.WatchProjectResponse] = ChannelHub(
+        self._hub: ChannelHub[Delivery] = ChannelHub(
             ctx.redis,
             name="board",
             decode=event_frame,
@@ -158,9 +175,7 @@ class ProjectHub:
         """Close it (at shutdown)."""
         await self._hub.close()
 
-    def watch(
-        self, project_id: uuid.UUID
-    ) -> contextlib.AbstractAsyncContextManager[Subscriber[events_pb2.WatchProjectResponse]]:
+    def watch(self, project_id: uuid.UUID) -> contextlib.AbstractAsyncContextManager[Subscriber[Delivery]]:
         """A socket's subscription to the project's events, live once the block starts."""
         return self._hub.subscribe(project_channel(project_id))
 
@@ -237,10 +252,33 @@ class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):
             seen = await see_project(session, self.ctx.directory, project_id, user_id)
         return seen.project.workspace_id
 
-    async def _confirm(self, workspace_id: uuid.UUID, user_id: uuid.UUID) -> None:
-        """NOT_FOUND unless the user is still a member of the workspace (checked before each event)."""
-        if await self.ctx.directory.role(workspace_id, user_id) is None:
+    async def _cleared(
+        self, delivery: Delivery, workspace_id: uuid.UUID, user_id: uuid.UUID, confirmed: str | None
+    ) -> str:
+        """Check before an event goes out that the user is still a member of the workspace; NOT_FOUND
+        otherwise. ``confirmed`` is the membership generation the socket last confirmed its user under;
+        returns the one it holds now.
+
+        Unchanged since (see :class:`Delivery`), the event goes out at once; otherwise the membership
+        is looked up again (the user service cleared the cache with the change, so the answer is the
+        new one). When neither Redis nor the user service answers, UNAVAILABLE: nothing goes out
+        unconfirmed.
+        """
+        if delivery.generation is None:
+            delivery.generation = asyncio.ensure_future(self.ctx.directory.generation(workspace_id))
+            # Its error is read even when every socket that wanted it has gone meanwhile.
+            delivery.generation.add_done_callback(lambda done: done.cancelled() or done.exception())
+        try:
+            # Shielded: the socket that started the read may go away; the others still want it.
+            now: str | None = await asyncio.shield(delivery.generation)
+        except aioredis.RedisError:
+            now = None
+        if now is not None and now == confirmed:
+            return now
+        role, generation = await self.ctx.directory.confirm(workspace_id, user_id)
+        if role is None:
             raise NotFound("Project not found")
+        return generation
 
     def membership_changed(self, change: MembershipChange) -> None:
         """The workspace's memberships changed: its sockets here check access now, not at their next round."""
@@ -296,10 +334,12 @@ class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):
                         asyncio.create_task(self._answer(requests, socket, project_id, user_id, socket_id)),
                         asyncio.create_task(self._keep_alive(socket, wake, project_id, user_id, socket_id)),
                     ]
-                    while (frame := await socket.get()) is not None:
-                        if frame.type != PONG:
-                            await self._confirm(workspace_id, user_id)
-                        yield frame
+                    # The generation the user's membership was last confirmed under (none yet).
+                    confirmed: str | None = None
+                    while (delivery := await socket.get()) is not None:
+                        if delivery.frame.type != PONG:
+                            confirmed = await self._cleared(delivery, workspace_id, user_id, confirmed)
+                        yield delivery.frame
                 finally:
                     # A task of its own, shielded: a call cancelled twice still takes its entry out (else it
                     # would linger for one TTL).
@@ -335,7 +375,7 @@ class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):
     async def _answer(
         self,
         requests: AsyncIterator[events_pb2.WatchProjectRequest],
-        socket: Subscriber[events_pb2.WatchProjectResponse],
+        socket: Subscriber[Delivery],
         project_id: uuid.UUID,
         user_id: uuid.UUID,
         socket_id: str | None,
@@ -350,7 +390,7 @@ class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):
                     await self._refresh(project_id, user_id, socket_id)
                 except aioredis.RedisError:
                     log.warning("could not refresh a board socket's presence", exc_info=True)
-                socket.offer(events_pb2.WatchProjectResponse(type=PONG))
+                socket.offer(Delivery(events_pb2.WatchProjectResponse(type=PONG)))
         except grpc.aio.AioRpcError:
             log.warning("a board socket's client frames could not be read", exc_info=True)
         # The client's frames ended (it half-closed or went away): so does the socket.
@@ -358,7 +398,7 @@ class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):
 
     async def _keep_alive(
         self,
-        socket: Subscriber[events_pb2.WatchProjectResponse],
+        socket: Subscriber[Delivery],
         wake: asyncio.Event,
         project_id: uuid.UUID,
         user_id: uuid.UUID,

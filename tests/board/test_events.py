@@ -28,6 +28,7 @@ from websockets.exceptions import ConnectionClosed
 
 from devstack import StackInfo
 from mesh import membership_key
+from mesh._membership import generation_key
 from services.board import events
 from tests.board.support import BOARD, USER, Person, Team, call, project, remove_from_workspace, team
 from tests.integration.helpers import extra_service, in_process_gateway
@@ -500,18 +501,23 @@ async def test_no_event_goes_to_a_socket_whose_user_is_no_longer_a_member(
 ) -> None:
     """Each event waits for the user's membership to be confirmed, signal or not.
 
-    The membership cache is made to say what the user service says after a removal (alice: not a member)
-    without the removal's signal, which would end the socket first; then an event is published.
+    After a first event has gone out, Redis is made to hold what a removal leaves there (the
+    workspace's membership generation bumped, the user service's fresh answer cached: alice is not a
+    member) without the removal's signal on the stream, which would end the socket first; then a second
+    event is published.
     """
     people, project_id = await _project(client)
+    pid, board_id = uuid.UUID(project_id), uuid.uuid4()
     async with BoardSocket(_base(client), project_id, people.alice.token) as board:
         await board.ping()
-        await rds.hset(membership_key(people.workspace_id), people.alice.user_id, f"-@{time.time() + 60:.3f}")
-        board_id = uuid.uuid4()
-        await events.publish(
-            rds, uuid.UUID(project_id), events.BOARD_UPDATED, {"boardId": str(board_id)}, board_id=board_id
-        )
+        await events.publish(rds, pid, events.BOARD_CREATED, {"boardId": str(board_id)}, board_id=board_id)
+        assert (await board.next())["type"] == events.BOARD_CREATED
+        async with rds.pipeline(transaction=True) as pipe:
+            pipe.incr(generation_key(people.workspace_id))
+            pipe.hset(membership_key(people.workspace_id), people.alice.user_id, f"-@{time.time() + 60:.3f}")
+            await pipe.execute()
+        await events.publish(rds, pid, events.BOARD_UPDATED, {"boardId": str(board_id)}, board_id=board_id)
         assert await board.closed_with() == 4404
         frames = await board.quiet(0)
-        assert [frame.get("type") for frame in frames if "type" in frame] == []
+        assert [frame for frame in frames if "type" in frame] == []
         assert frames[-1]["error"]["code"] == "NOT_FOUND"
