@@ -20,7 +20,7 @@ def _install(session: nox.Session, extras: str) -> None:
 @nox.session(python=PYTHON)
 def up(session: nox.Session) -> None:
     """Run the whole platform on embedded Postgres, Redis and S3 (Ctrl-C stops it)."""
-    _install(session, "embedded")
+    _install(session, "embedded,cli")
     # devstack stops the services, then S3, Redis and Postgres, in order: give it the time to.
     session.run("python", "-m", "devstack", "up", *session.posargs, interrupt_timeout=60)
 
@@ -78,3 +78,11 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "bench.gateway")
     session.run("python", "-m", "bench.noti_fanout")
     session.run("python", "-m", "bench.board_list")
+    session.run("python", "-m", "bench.tracing")
+
+
+@nox.session(python=PYTHON)
+def image(session: nox.Session) -> None:
+    """Build the one container image (Containerfile) with podman; `-- --registry R --tag T` to rename it."""
+    _install(session, "dev")
+    session.run("python", "-m", "tools.image", *session.posargs)

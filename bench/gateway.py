@@ -96,12 +96,10 @@ def _serve_echo(state: Path, generated: Path, port: int) -> None:
         log_level="WARNING",
     )
 
-    async def main(runtime: Runtime) -> None:
-        await runtime.serve(
-            [Hosted(service, lambda server: pb2_grpc.add_EchoServiceServicer_to_server(servicer, server))]
-        )
+    async def build(runtime: Runtime[MeshSettings]) -> list[object]:
+        return [Hosted(service, lambda server: pb2_grpc.add_EchoServiceServicer_to_server(servicer, server))]
 
-    run(settings, main)
+    run(settings, build)
 
 
 def _uvicorn(app: ASGIApp, port: int) -> None:

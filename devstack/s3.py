@@ -12,8 +12,6 @@ which we set, is what browsers see, exactly as on real S3.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import os
 import sys
@@ -22,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
-from xml.sax.saxutils import escape
 
 import httpx
 from minio import Minio
@@ -41,7 +38,6 @@ __all__ = [
     "DEFAULT_SECRET_KEY",
     "S3Info",
     "S3Server",
-    "cors_configuration_xml",
     "start_s3",
 ]
 
@@ -84,21 +80,6 @@ class S3Info:
             secure=parts.scheme == "https",
             region=self.region,
         )
-
-
-def cors_configuration_xml(
-    origins: Sequence[str] = CORS_ORIGINS, methods: Sequence[str] = CORS_METHODS
-) -> bytes:
-    """The ``PutBucketCors`` document: the origins may GET/PUT/HEAD with any header and read the ETag."""
-    rule = "".join(f"<AllowedOrigin>{escape(o)}</AllowedOrigin>" for o in origins)
-    rule += "".join(f"<AllowedMethod>{escape(m)}</AllowedMethod>" for m in methods)
-    # Browsers need ETag readable to finish multipart uploads; 50 min of preflight caching is S3's usual.
-    rule += "<AllowedHeader>*</AllowedHeader><ExposeHeader>ETag</ExposeHeader>"
-    rule += "<MaxAgeSeconds>3000</MaxAgeSeconds>"
-    return (
-        '<CORSConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
-        f"<CORSRule>{rule}</CORSRule></CORSConfiguration>"
-    ).encode()
 
 
 class S3Server(ManagedServer):
@@ -174,21 +155,24 @@ class S3Server(ManagedServer):
             self._put_cors()
 
     def _put_cors(self) -> None:
-        # The MinIO SDK has no bucket-CORS call; moto does not check signatures, so a plain request does.
-        body = cors_configuration_xml(self.cors_origins)
-        with httpx.Client(trust_env=False, timeout=10) as http:
-            response = http.put(
-                f"{self.url}/{self.bucket}",
-                params={"cors": ""},
-                content=body,
-                headers={
-                    "Content-Type": "application/xml",
-                    # PutBucketCors requires Content-MD5; it is an integrity header, not a security one.
-                    "Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode(),  # noqa: S324
-                },
-            )
-        if response.status_code != 200:
-            raise StartupError(f"s3: PutBucketCors answered {response.status_code}: {response.text[:500]}")
+        # The shared runtime's ObjectStore does it (imported only now: the infrastructure half of the
+        # dev stack works without the gRPC runtime). moto does not check its signature; S3 would.
+        from mesh import ObjectStore, S3Settings  # noqa: PLC0415 - see the comment
+
+        info = self.info
+        settings = S3Settings.model_validate(
+            {
+                "S3_ENDPOINT": info.endpoint,
+                "S3_ACCESS_KEY": info.access_key,
+                "S3_SECRET_KEY": info.secret_key,
+                "S3_BUCKET": info.bucket,
+                "S3_REGION": info.region,
+            }
+        )
+        try:
+            ObjectStore(settings).put_bucket_cors(self.cors_origins, CORS_METHODS)
+        except Exception as exc:
+            raise StartupError(f"s3: PutBucketCors failed: {exc}") from exc
 
 
 def start_s3(

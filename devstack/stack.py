@@ -15,6 +15,8 @@ import contextlib
 import logging
 import os
 import random
+import shutil
+import sys
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -110,9 +112,14 @@ class StackInfo:
         return self.pki_dir / f"{workload}.pem", self.pki_dir / f"{workload}-key.pem"
 
     def grpcurl_args(self, workload: str = DEBUG_WORKLOAD) -> list[str]:
-        """``grpcurl`` TLS flags presenting ``workload``'s certificate (default: the debug identity)."""
+        """``grpcurl`` TLS flags presenting ``workload``'s certificate (default: the debug identity).
+
+        The command is the grpcurl installed beside this interpreter (``nox -s up`` installs it into its
+        virtualenv) by its full path, so a printed command works pasted into any shell.
+        """
         cert, key = self.cert_paths(workload)
-        return ["grpcurl", "-cacert", str(self.pki_dir / "ca.pem"), "-cert", str(cert), "-key", str(key)]
+        binary = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or "grpcurl"
+        return [binary, "-cacert", str(self.pki_dir / "ca.pem"), "-cert", str(cert), "-key", str(key)]
 
     def to_json(self) -> dict[str, object]:
         """Everything a client of the stack needs, as plain JSON types."""

@@ -39,6 +39,7 @@ from typing import IO, Final
 import httpx
 
 from devstack._process import DevstackError, signal_group, spawn, stop_process
+from mesh import DEFAULT_PORTS, GATEWAY_HTTP_PORT, HTTP_PORT_OFFSET
 
 __all__ = [
     "GATEWAY_PORT",
@@ -58,20 +59,10 @@ logger = logging.getLogger("devstack")
 
 #: The repository this package lives in: services are started from here.
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
-#: gRPC ports of the services, as DESIGN.md fixes them; the order is the start order.
-SERVICE_PORTS: Final[Mapping[str, int]] = {
-    "auth": 8080,
-    "user": 8081,
-    "board": 8000,
-    "chat": 8001,
-    "noti": 8002,
-    "storage": 8003,
-    "ops": 8004,
-}
-#: The REST gateway's HTTP port.
-GATEWAY_PORT: Final = 8088
-#: Every gRPC service serves /health and /metrics over plain HTTP this far above its gRPC port.
-HTTP_PORT_OFFSET: Final = 100
+#: gRPC ports of the services: the runtime's own table (the order is the start order).
+SERVICE_PORTS: Final[Mapping[str, int]] = DEFAULT_PORTS
+#: The REST gateway's HTTP port: its settings' default.
+GATEWAY_PORT: Final = GATEWAY_HTTP_PORT
 #: Lines of output kept per child for error reports.
 TAIL_LINES: Final = 200
 

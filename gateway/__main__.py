@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from gateway.app import create_app
 from gateway.redact import redact_process_logs
 from gateway.settings import GatewaySettings
-from mesh import configure_logging
+from gateway.tracing import TracedGateway
+from mesh import configure_logging, load_settings, setup_tracing
 
 
 def main() -> None:
     """Entry point: uvicorn with uvloop and httptools on the gateway's HTTP port."""
-    settings = GatewaySettings()
+    settings = load_settings(GatewaySettings)
     configure_logging(settings.workload, level=settings.log_level, json_lines=settings.log_json)
+    app: ASGIApp = create_app(settings)
+    if setup_tracing(settings.workload):
+        app = TracedGateway(app)
     # Socket URLs carry ?token=<JWT>, and uvicorn logs every WebSocket's URL: never the token.
     redact_process_logs()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.bind_host,
         port=settings.http_port or 8088,
         loop="uvloop",

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 import grpc
 
+from mesh import current_traceparent
+
 # Headers that travel to the service as metadata under the same (lower-case) name.
 FORWARDED_HEADERS = ("traceparent", "tracestate", "x-workspace-id")
 _UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
@@ -25,8 +27,9 @@ def outgoing_metadata(
     metadata = [("x-request-id", request_id)]
     if token is not None:
         metadata.append(("authorization", f"Bearer {token}"))
+    traced = current_traceparent()
     for name in FORWARDED_HEADERS:
-        value = headers.get(name)
+        value = traced if name == "traceparent" and traced else headers.get(name)
         if value:
             metadata.append((name, value))
     return tuple(metadata)

@@ -6,18 +6,19 @@ from pathlib import Path
 
 from pydantic import AliasChoices, Field
 
-from mesh import MeshSettings
+from mesh import GATEWAY_HTTP_PORT, PUBLIC_IN_PRODUCTION, MeshSettings
 
 
 class GatewaySettings(MeshSettings):
     """Where it listens, whom it lets in, and how long it waits."""
 
     workload: str = "gateway"
-    http_port: int | None = 8088
+    http_port: int | None = GATEWAY_HTTP_PORT
     # Browser origins allowed to call the API with credentials (the web client's dev servers by default).
     cors_origins: list[str] = Field(
         default=["http://localhost:8088", "http://localhost:3000", "http://localhost:5173"],
         validation_alias=AliasChoices("WEALIST_CORS_ORIGINS", "CORS_ORIGINS"),
+        json_schema_extra=PUBLIC_IN_PRODUCTION,
     )
     max_body_bytes: int = 1 << 20
     # Per-workload default deadline of unary calls when the client sends no Grpc-Timeout.

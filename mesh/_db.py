@@ -1,13 +1,15 @@
 """Database access: an async SQLAlchemy engine on psycopg, a unit of work per call, Alembic migrations.
 
-Each service owns one database (``wealist_<workload>``) and one Alembic folder
-(``services/<svc>/migrations``). Migrations run with a synchronous psycopg connection in a worker thread,
-so the same ``env.py`` serves ``nox -s up``, the tests and a Kubernetes migration Job.
+Each service owns one database (``wealist_<workload>``) and its revisions (``services/<svc>/migrations/
+versions``); the Alembic environment and the revision template are one copy, in ``mesh/_alembic``.
+Migrations run with a synchronous psycopg connection in a worker thread, so the same environment serves
+``nox -s up``, the tests and a Kubernetes migration Job.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +23,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from mesh._tracing import trace_engine
+
+ALEMBIC_HOME = Path(__file__).parent / "_alembic"
 # Date-prefixed revision files sort in the order they were written.
 FILE_TEMPLATE = "%%(year)d%%(month).2d%%(day).2d_%%(hour).2d%%(minute).2d_%%(rev)s_%%(slug)s"
 
@@ -33,6 +38,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(
             url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
         )
+        trace_engine(self.engine.sync_engine)
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
 
     @asynccontextmanager
@@ -69,13 +75,40 @@ def ensure_database(url: str) -> None:
             connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
+def models_module(migrations: Path) -> str:
+    """``services.user.models`` for ``services/user/migrations``: the tables a migrations folder is for."""
+    package = migrations.resolve().parent
+    parts = [package.name]
+    while (package.parent / "__init__.py").is_file():
+        package = package.parent
+        parts.insert(0, package.name)
+    return ".".join([*parts, "models"])
+
+
 def alembic_config(migrations: Path, url: str) -> Config:
-    """An Alembic configuration for one service's migrations folder, without an ini file."""
+    """An Alembic configuration for one service's migrations folder, without an ini file.
+
+    The environment and template are the shared ones; the revisions are the service's.
+    """
     config = Config()
-    config.set_main_option("script_location", str(migrations))
+    config.set_main_option("script_location", str(ALEMBIC_HOME))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", str(migrations / "versions"))
+    config.set_main_option("models", models_module(migrations))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.set_main_option("file_template", FILE_TEMPLATE)
     return config
+
+
+def target_metadata(config: Config) -> MetaData:
+    """The ``metadata`` of the models module the configuration names (see :func:`alembic_config`)."""
+    name = config.get_main_option("models")
+    if name is None:
+        raise RuntimeError("the Alembic configuration names no models module")
+    metadata = importlib.import_module(name).metadata
+    if not isinstance(metadata, MetaData):
+        raise TypeError(f"{name}.metadata is not a MetaData")
+    return metadata
 
 
 def upgrade_to_head(migrations: Path, url: str) -> None:
@@ -90,7 +123,7 @@ async def migrate(migrations: Path, url: str) -> None:
 
 
 def run_migrations_env(metadata: MetaData) -> None:
-    """The body of every service's ``migrations/env.py``: run online against the configured URL."""
+    """The body of the Alembic environment: run against the configured URL (offline: print the SQL)."""
     url = context.config.get_main_option("sqlalchemy.url")
     if url is None:
         raise RuntimeError("sqlalchemy.url is not set")

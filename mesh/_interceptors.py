@@ -11,8 +11,9 @@ Order, and why:
 3. workload authorization (caller identity against the method's access option) — before the user token, so a
    workload that may not call a method cannot use it to probe which tokens are good;
 4. user authentication (JWT from ``authorization`` metadata), as the access option says;
-5. deadline — a server-side limit for unary calls whose client set none;
-6. error mapping — domain errors to a gRPC status with ``google.rpc`` details, anything else to
+5. request strings — a NUL character (which Postgres cannot store) is INVALID_ARGUMENT naming the field;
+6. deadline — a server-side limit for unary calls whose client set none;
+7. error mapping — domain errors to a gRPC status with ``google.rpc`` details, anything else to
    INTERNAL without leaking the exception text.
 """
 
@@ -31,6 +32,7 @@ from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
 from mesh._access import DEBUG_WORKLOAD, MethodAccess, UserAuth
@@ -38,7 +40,9 @@ from mesh._context import CallContext, _current
 from mesh._errors import Forbidden, InvalidField, MeshError, Unauthenticated
 from mesh._identity import spiffe_from_xfcc, workload_from_spiffe
 from mesh._metrics import MethodMetrics, ServerMetrics
+from mesh._strings import refuse_nul
 from mesh._tokens import TokenVerifier, UserClaims
+from mesh._tracing import ServerSpan, server_span, tracer
 
 log = logging.getLogger("wealist.mesh")
 
@@ -132,11 +136,16 @@ class _CallScope:
         self.request_id = ""
         self.token: Token[CallContext | None] | None = None
         self.code = "OK"
+        self.span: ServerSpan | None = None
 
     async def __aenter__(self) -> CallContext:
         metadata = _metadata(self.context)
         self.request_id = metadata.get("x-request-id") or os.urandom(16).hex()
         caller = self.chain.caller_of(self.context, metadata)
+        if tracer() is not None:
+            self.span = server_span(
+                self.access.path, metadata, **{"rpc.system": "grpc", "wealist.caller": caller or ""}
+            )
         try:
             if not _allows(self.access, caller):
                 raise Forbidden(
@@ -149,7 +158,7 @@ class _CallScope:
             try:
                 await self._abort(error)
             finally:
-                self.metrics.end(self.code, time.perf_counter() - self.started)
+                self._finish()
         remaining = self.context.time_remaining()
         loop = asyncio.get_running_loop()
         call = CallContext(
@@ -158,7 +167,8 @@ class _CallScope:
             caller=caller,
             user=user,
             deadline=loop.time() + remaining if remaining is not None else None,
-            traceparent=metadata.get("traceparent"),
+            # The calls made while serving are children of this call's span, when there is one.
+            traceparent=self.span.traceparent if self.span is not None else metadata.get("traceparent"),
         )
         self.token = _current.set(call)
         # Set now so that it also goes out when the servicer ends the call itself (context.abort).
@@ -196,7 +206,14 @@ class _CallScope:
             if self.token is not None:
                 _current.reset(self.token)
                 self.token = None
-            self.metrics.end(self.code, time.perf_counter() - self.started)
+            self._finish()
+
+    def _finish(self) -> None:
+        self.metrics.end(self.code, time.perf_counter() - self.started)
+        if self.span is not None:
+            self.span.set_attribute("rpc.grpc.status_code", self.code)
+            self.span.end(error=None if self.code == "OK" else self.code)
+            self.span = None
 
     async def _abort(self, error: MeshError) -> None:
         self.code = error.status.name
@@ -364,6 +381,7 @@ class MeshChain:
     def _unary(self, behavior: Behavior, method: _Method, *, deadline: bool) -> Behavior:
         async def served(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             async with _CallScope(self, method, context):
+                request = _checked(request)
                 if deadline and context.time_remaining() is None:
                     async with asyncio.timeout(self.default_deadline):
                         return await behavior(request, context)
@@ -380,16 +398,32 @@ class MeshChain:
                 request: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
                 async with _CallScope(self, method, context, accept_at_once=at_once):
-                    async for response in behavior(request, context):
+                    async for response in behavior(_checked(request), context):
                         yield response
 
             return streamed
 
         async def written(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
             async with _CallScope(self, method, context, accept_at_once=at_once):
-                await behavior(request, context)
+                await behavior(_checked(request), context)
 
         return written
+
+
+def _checked(request: Any) -> Any:
+    """The request, refused when one of its strings holds a NUL (a stream's messages as they come)."""
+    if isinstance(request, Message):
+        refuse_nul(request)
+        return request
+    if isinstance(request, AsyncIterator):
+        return _checked_stream(request)
+    return request
+
+
+async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        refuse_nul(request)
+        yield request
 
 
 class _ChainedGenericHandler(grpc.GenericRpcHandler):

@@ -7,7 +7,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-from mesh._context import current_request_id
+from mesh._context import current_call
+from mesh._tracing import log_ids
 
 
 class JsonFormatter(logging.Formatter):
@@ -25,9 +26,13 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        request_id = getattr(record, "request_id", None) or current_request_id()
+        call = current_call()
+        request_id = getattr(record, "request_id", None) or (call.request_id if call else None)
         if request_id:
             entry["requestId"] = request_id
+        ids = log_ids(call.traceparent if call else getattr(record, "traceparent", None))
+        if ids is not None:
+            entry["traceId"], entry["spanId"] = ids
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)

@@ -213,7 +213,7 @@ class ChannelHub(Generic[T]):
         if self._connection is not None:
             self._connection.deregister_connect_callback(self._reconnected)
             self._connection = None
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._pubsub.aclose()
 
     @contextlib.asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[Subscriber[T]]:

@@ -15,9 +15,13 @@ against that JWKS and against the revocation list in Redis, in this order, each 
    ``type`` — access and refresh tokens are not interchangeable (``TOKEN_WRONG_TYPE``);
 6. the blacklist: Redis holds :func:`blacklist_key` of a revoked token until it would have expired
    (``TOKEN_REVOKED``);
-7. the account: Redis holds :func:`account_closed_key` of a deleted account until it is restored, and
-   its tokens are refused (``ACCOUNT_CLOSED``) except by the methods that restore it. Read in the same
-   round trip as the blacklist.
+7. the session: both tokens of one login carry the same ``sid``, kept through every refresh; logging out
+   puts :func:`session_ended_key` in Redis for as long as any token of that session can live, and every
+   token of the session is refused (``SESSION_ENDED``), whichever of them the logout was given;
+8. the account: Redis holds :func:`account_closed_key` of a deleted account until it is restored, and
+   its tokens are refused (``ACCOUNT_CLOSED``) except by the methods that restore it.
+
+Steps 6 to 8 are one ``MGET``: one Redis round trip per check, whatever it looks at.
 
 The JOSE work (base64url, header checks, RSASSA-PKCS1-v1_5 verification) is done by ``joserfc``, the JOSE
 library of the Authlib project that ``authlib.jose`` (deprecated since Authlib 1.7) points to.
@@ -32,7 +36,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -57,12 +61,14 @@ __all__ = [
     "account_closed_key",
     "blacklist_key",
     "close_account",
+    "end_sessions",
     "parse_jwks",
     "peek_header",
     "reopen_account",
     "revocation_ttl_ms",
     "revoke",
     "revoke_once",
+    "session_ended_key",
 ]
 
 _log = logging.getLogger(__name__)
@@ -75,6 +81,8 @@ DEFAULT_ISSUER = "wealist-auth-service"
 BLACKLIST_PREFIX = "auth:revoked:"
 #: Prefix of the Redis keys that mark a deleted account.
 ACCOUNT_CLOSED_PREFIX = "auth:account-closed:"
+#: Prefix of the Redis keys that mark a logged-out session.
+SESSION_ENDED_PREFIX = "auth:session-ended:"
 #: Smallest RSA modulus accepted from a JWKS (NIST SP 800-131A).
 MIN_RSA_BITS = 2048
 
@@ -99,6 +107,9 @@ class UserClaims:
     key_id: str
     token: str
     """The raw JWT, for forwarding to other services and for revoking it."""
+    session_id: str | None = None
+    """``sid``: the login this token belongs to, shared by its access and refresh tokens and kept through
+    every refresh; ``None`` for tokens issued before sessions existed."""
 
 
 class JwksSource(Protocol):
@@ -120,6 +131,36 @@ def blacklist_key(token: str) -> str:
     ``KEYS``/``MONITOR`` output and RDB dumps.
     """
     return BLACKLIST_PREFIX + hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def session_ended_key(session_id: str) -> str:
+    """The Redis key marking the login session ``session_id`` as logged out."""
+    return SESSION_ENDED_PREFIX + session_id
+
+
+async def end_sessions(
+    redis_client: redis.asyncio.Redis,
+    session_ids: Sequence[str],
+    *,
+    lifetime_seconds: int,
+    revoked: Sequence[UserClaims] = (),
+    clock: Callable[[], float] = time.time,
+    leeway_seconds: int = 0,
+) -> None:
+    """Log out whole sessions, and blacklist the ``revoked`` tokens themselves, in one round trip.
+
+    ``lifetime_seconds`` is the longest a token of these sessions can still be valid for (auth's refresh
+    lifetime: every refresh starts a new one), so the mark outlives every token it has to refuse. The
+    tokens are blacklisted too for those issued before sessions existed, which carry no ``sid``.
+    """
+    async with redis_client.pipeline(transaction=False) as pipe:
+        for session_id in session_ids:
+            pipe.set(session_ended_key(session_id), b"1", ex=lifetime_seconds + leeway_seconds)
+        for claims in revoked:
+            ttl = revocation_ttl_ms(claims.expires_at, leeway_seconds=leeway_seconds, clock=clock)
+            if ttl is not None:
+                pipe.set(blacklist_key(claims.token), b"1", px=ttl)
+        await pipe.execute()
 
 
 def account_closed_key(user_id: str) -> str:
@@ -304,20 +345,24 @@ class TokenVerifier:
         return claims
 
     async def check_standing(self, claims: UserClaims, *, closed_account_allowed: bool = False) -> None:
-        """``Unauthenticated`` when a verified token has since been revoked or its account deleted.
+        """``Unauthenticated`` when a verified token has since been revoked, its session logged out or its
+        account deleted.
 
         Redis only, one round trip: the signature and expiry are not looked at again. A long-lived stream
         calls it now and then to end when its user logs out (``verify`` calls it once).
         """
+        keys = [blacklist_key(claims.token), account_closed_key(claims.user_id)]
+        if claims.session_id is not None:
+            keys.append(session_ended_key(claims.session_id))
         try:
-            revoked, closed = await self._redis.mget(
-                blacklist_key(claims.token), account_closed_key(claims.user_id)
-            )
+            revoked, closed, *ended = await self._redis.mget(keys)
         except redis.exceptions.RedisError as error:
             # Fail closed: without the blacklist a logged-out token would pass.
             raise Unavailable("token blacklist unavailable") from error
         if revoked is not None:
             raise _fail("TOKEN_REVOKED", "token has been revoked")
+        if ended and ended[0] is not None:
+            raise _fail("SESSION_ENDED", "the session of this token has been logged out")
         if closed is not None and not closed_account_allowed:
             raise _fail("ACCOUNT_CLOSED", "the account has been deleted")
 
@@ -381,6 +426,9 @@ class TokenVerifier:
             raise _fail("TOKEN_WRONG_TYPE", f"a {expected_type} token is required, got {token_type!r}")
         issued_at = _numeric_date(claims, "iat")
         email = claims.get("email")
+        session_id = claims.get("sid")
+        if session_id is not None and (not isinstance(session_id, str) or not session_id):
+            raise _fail("TOKEN_MALFORMED", "token 'sid' is not a non-empty string")
         return UserClaims(
             user_id=sub,
             email=email if isinstance(email, str) and email else None,
@@ -389,6 +437,7 @@ class TokenVerifier:
             expires_at=expires_at,
             key_id=kid,
             token=token,
+            session_id=session_id,
         )
 
     async def _key_for(self, kid: str) -> RSAKey:

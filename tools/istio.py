@@ -25,9 +25,9 @@ import yaml
 from google.protobuf.descriptor import ServiceDescriptor
 
 from mesh import all_services
+from tools.image import Images
 from tools.manifests import (
     ROOT,
-    Images,
     code_workloads,
     config_map,
     traffic_documents,
@@ -51,7 +51,7 @@ class Config:
     """The generator's parameters."""
 
     layout: Layout = field(default_factory=Layout)
-    images: Images = field(default_factory=Images)
+    images: Images = field(default_factory=Images.of_project)
 
 
 def namespace(layout: Layout) -> Document:
@@ -134,6 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ingress-principal", help="default: the proxy Istio deploys for the Gateway")
     parser.add_argument("--prometheus-principal", default=defaults.layout.prometheus_principal)
     parser.add_argument("--jwks-uri", help="default: auth's JWKS through the ingress Service")
+    parser.add_argument(
+        "--public-origin", default=defaults.layout.public_origin, help="where browsers reach the platform"
+    )
     parser.add_argument("--check", action="store_true", help="fail if --out differs from a fresh render")
     args = parser.parse_args(argv)
     config = Config(
@@ -142,8 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             ingress_principal=args.ingress_principal,
             prometheus_principal=args.prometheus_principal,
             jwks_uri=args.jwks_uri,
+            public_origin=args.public_origin,
         ),
-        images=Images(registry=args.registry, tag=args.tag),
+        images=Images(registry=args.registry, tag=args.tag, name=defaults.images.name),
     )
     files = render(config)
     if args.check:

@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf.descriptor import ServiceDescriptor
-from pydantic import AliasChoices, SecretStr
+from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
 from gateway.app import API_PREFIX, SEED_PREFIX
 from gateway.routing import Route, build_routes
 from gateway.settings import GatewaySettings
-from mesh import DEFAULT_PORTS, MeshSettings, method_access
+from mesh import DEFAULT_PORTS, MeshSettings, method_access, variable_of
+from tools.image import Images
 from tools.policy import (
     EDGE_PREFIXES,
     GATEWAY_WORKLOAD,
@@ -62,18 +63,6 @@ EDGE_GRACE_SECONDS = 5.0
 # Active requests a client sidecar lets through to one service; streams hold theirs for their lifetime.
 MAX_REQUESTS = 1024
 MAX_REQUESTS_STREAMING = 16384
-
-
-@dataclass(frozen=True, slots=True)
-class Images:
-    """Where the images come from: ``<registry>/wealist-<workload>:<tag>``."""
-
-    registry: str = "registry.example/wealist"
-    tag: str = "latest"
-
-    def of(self, workload: str) -> str:
-        """The image of a workload."""
-        return f"{self.registry}/wealist-{workload}:{self.tag}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,18 +100,6 @@ class Workload:
         return f"{self.name}-secrets"
 
 
-def env_name(name: str, info: FieldInfo) -> str:
-    """The environment variable a settings field is read from (its first alias, else ``WEALIST_*``)."""
-    alias = info.validation_alias
-    if isinstance(alias, str):
-        return alias
-    if isinstance(alias, AliasChoices):
-        first = alias.choices[0]
-        if isinstance(first, str):
-            return first
-    return f"WEALIST_{name.upper()}"
-
-
 def _is_secret(info: FieldInfo) -> bool:
     return info.annotation is SecretStr or SecretStr in typing.get_args(info.annotation)
 
@@ -156,11 +133,11 @@ def secret_env(settings: type[MeshSettings], *, owns_database: bool) -> tuple[Se
     fields = settings.model_fields
     names = ["redis_url", "database_url"] if owns_database else ["redis_url"]
     for name, info in fields.items():
-        if _is_secret(info) or env_name(name, info) in S3_CREDENTIALS:
+        if _is_secret(info) or variable_of(name, info) in S3_CREDENTIALS:
             names.append(name)
     return tuple(
         SecretEnv(
-            env_name(n, fields[n]),
+            variable_of(n, fields[n]),
             optional=n not in ("redis_url", "database_url") and fields[n].default is None,
         )
         for n in names
@@ -208,7 +185,24 @@ def _setting(field: str) -> str:
     info = MeshSettings.model_fields.get(field)
     if info is None:
         raise LookupError(f"MeshSettings has no field {field!r}")
-    return env_name(field, info)
+    return variable_of(field, info)
+
+
+def _variable(settings: type[MeshSettings], field: str) -> str:
+    return variable_of(field, settings.model_fields[field])
+
+
+def public_config(origin: str) -> dict[str, str]:
+    """The settings that name the public origin: auth's URLs and redirects, the gateway's CORS."""
+    origin = origin.rstrip("/")
+    auth, gateway = settings_class("services.auth"), GatewaySettings
+    return {
+        _variable(auth, "public_url"): f"{origin}/svc/auth",
+        _variable(auth, "web_callback_url"): f"{origin}/oauth/callback",
+        _variable(auth, "allowed_redirects"): json.dumps([f"{origin}/"]),
+        _variable(auth, "google_redirect_uri"): f"{origin}/api/oauth2/callback/google",
+        _variable(gateway, "cors_origins"): json.dumps([origin]),
+    }
 
 
 def mesh_config(layout: Layout) -> dict[str, str]:
@@ -224,6 +218,7 @@ def mesh_config(layout: Layout) -> dict[str, str]:
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
     }
+    data.update(public_config(layout.public_origin))
     for field in MeshSettings.model_fields:
         if field.endswith("_addr"):
             workload = field.removesuffix("_addr")
@@ -427,7 +422,7 @@ def disruption_budget(workload: Workload, layout: Layout) -> Document:
 
 def migration_job(workload: Workload, layout: Layout, images: Images) -> Document:
     """Alembic ``upgrade head`` for a service's database, run before (or beside) a rollout."""
-    env = [e for e in _env(workload) if e["name"] == env_name("database_url", _database_field())]
+    env = [e for e in _env(workload) if e["name"] == variable_of("database_url", _database_field())]
     container = _container(workload, images, ["python", "-m", "mesh.migrate", workload.name], env)
     container["resources"] = {
         "requests": {"cpu": "100m", "memory": "128Mi"},

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.descriptor import ServiceDescriptor
+from grpc_reflection.v1alpha import reflection_pb2
 
 from gateway.app import API_PREFIX, SEED_PREFIX
 from gateway.routing import bindings
@@ -50,8 +51,12 @@ GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 INGRESS_PORT = 80
 
 HEALTH_PATHS = ("/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch")
-# Both reflection versions, by prefix, as mesh's builtin_access matches them; grpcurl tries v1 first.
-REFLECTION_PATHS = ("/grpc.reflection.v1.ServerReflection/*", "/grpc.reflection.v1alpha.ServerReflection/*")
+# Both reflection versions, each by its one method (grpcurl asks v1 first, then falls back to v1alpha).
+REFLECTION_PATHS = tuple(
+    f"/grpc.reflection.{version}.ServerReflection/{method.name}"
+    for version in ("v1", "v1alpha")
+    for method in reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"].methods
+)
 METRICS_PATH = "/metrics"
 # The paths the REST gateway serves to the outside, as gateway.app splits them; its own /health,
 # /metrics and /docs stay inside the cluster.
@@ -81,6 +86,9 @@ class Layout:
     prometheus_principal: str = "cluster.local/ns/monitoring/sa/prometheus"
     # None: the gateway-routed JWKS reached through the ingress Service (see request_authentications).
     jwks_uri: str | None = None
+    # Where browsers reach the platform (scheme://host). The committed render keeps a placeholder, which
+    # production refuses to start with: render with the deployment's own (nox -s istio -- --public-origin).
+    public_origin: str = "https://wealist.example"
 
     def principal(self, workload: str) -> str:
         """The Istio principal of a workload: its SPIFFE id without the scheme, as the app reads it."""
@@ -351,10 +359,3 @@ needs no exception. forwardOriginalToken keeps the header for the app, which ver
         }
         documents.append(Document(body, comment))
     return documents
-
-
-def rule_count(documents: Iterable[Document]) -> int:
-    """How many rules the AuthorizationPolicies among ``documents`` hold."""
-    return sum(
-        len(d.body["spec"].get("rules", ())) for d in documents if d.body["kind"] == "AuthorizationPolicy"
-    )

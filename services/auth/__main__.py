@@ -1,18 +1,19 @@
 """``python -m services.auth``: the auth service; ``... rotate-key [--now]`` rotates its signing key.
 
-Rotating makes a new signing key in the key folder. It is published at once and signs 10 s later
-(``ACTIVATION_DELAY``), by when every verifier can have it; ``--now`` skips the wait, for a leaked key. The
-previous key stays published until every token it signed has expired. Running auth processes take the
-change up within a second: nothing restarts and nobody is logged out.
+Rotating makes a new signing key in the key folder of the state folder (``WEALIST_STATE_DIR`` when set,
+else the repository's ``.state``, where ``nox -s up`` keeps it, from whatever directory it is run). It is
+published at once and signs 10 s later (``ACTIVATION_DELAY``), by when every verifier can have it;
+``--now`` skips the wait, for a leaked key. The previous key stays published until every token it signed
+has expired. Running auth processes take the change up within a second: nothing restarts and nobody is
+logged out.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from wealist.auth.v1 import auth_pb2, auth_pb2_grpc
-
-from mesh import Hosted, Runtime, TokenVerifier, configure_logging, run
+from mesh import Runtime, load_settings, run
 from services.auth.keys import ACTIVATION_DELAY, KeyRing
 from services.auth.servicer import AuthServicer
 from services.auth.settings import AuthSettings
@@ -36,46 +37,53 @@ def load_keys(settings: AuthSettings) -> KeyRing:
     return KeyRing.load_or_create(settings.keys_dir, retire_after_seconds=retire_after)
 
 
-async def serve(runtime: Runtime) -> None:
-    """Serve the auth API; auth verifies user tokens against its own key ring, no network hop."""
+async def build(runtime: Runtime[AuthSettings]) -> list[object]:
+    """The auth API; auth verifies user tokens against its own key ring, no network hop."""
     settings = runtime.settings
-    assert isinstance(settings, AuthSettings)
     keys = load_keys(settings)
     runtime.verify_users_with(keys)
-    verifier = runtime.verifier
-    assert isinstance(verifier, TokenVerifier)
     issuer = TokenIssuer(
         keys=keys,
         issuer=settings.jwt_issuer,
         access_ttl=settings.access_token_ttl_seconds,
         refresh_ttl=settings.refresh_token_ttl_seconds,
     )
-    tokens = TokenService(issuer=issuer, verifier=verifier, redis=runtime.redis)
-    servicer = AuthServicer(
-        settings=settings, keys=keys, tokens=tokens, redis_client=runtime.redis, channels=runtime.channels
-    )
-    await runtime.serve(
-        [
-            Hosted(
-                auth_pb2.DESCRIPTOR.services_by_name["AuthService"],
-                lambda server: auth_pb2_grpc.add_AuthServiceServicer_to_server(servicer, server),
-            ),
-        ]
-    )
+    tokens = TokenService(issuer=issuer, verifier=runtime.verifier, redis=runtime.redis)
+    return [
+        AuthServicer(
+            settings=settings, keys=keys, tokens=tokens, redis_client=runtime.redis, channels=runtime.channels
+        )
+    ]
+
+
+# The checkout this code runs from (an editable install): its .state is the dev stack's default.
+REPO_STATE_DIR = Path(__file__).resolve().parents[2] / ".state"
 
 
 def rotate_key(settings: AuthSettings, *, now: bool) -> str:
-    """Rotate the key ring in the state folder; the new key's kid."""
+    """Rotate the key ring in the state folder; the new key's kid.
+
+    Without ``WEALIST_STATE_DIR`` the folder is the repository's ``.state``, not one relative to the
+    current directory; and a folder without a ring is an error: a new ring there would be read by no
+    running auth, and the rotation would silently do nothing.
+    """
     if settings.signing_key_pem is not None:
         raise SystemExit(
             "the signing key comes from AUTH_SIGNING_KEY_PEM: rotate it by replacing that secret"
+        )
+    if "state_dir" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"state_dir": REPO_STATE_DIR})
+    if not KeyRing.exists_in(settings.keys_dir):
+        raise SystemExit(
+            f"no signing keys in {settings.keys_dir}: start the platform first (nox -s up), or set "
+            "WEALIST_STATE_DIR to the state folder it runs with"
         )
     return load_keys(settings).rotate(activate_after=0.0 if now else ACTIVATION_DELAY).kid
 
 
 def main() -> None:
     """Entry point: serve, or ``rotate-key``."""
-    settings = AuthSettings()
+    settings = load_settings(AuthSettings)
     arguments = sys.argv[1:]
     if arguments in (["rotate-key"], ["rotate-key", "--now"]):
         kid = rotate_key(settings, now=arguments[1:] == ["--now"])
@@ -83,8 +91,7 @@ def main() -> None:
         return
     if arguments:
         raise SystemExit("usage: python -m services.auth [rotate-key [--now]]")
-    configure_logging(settings.workload, level=settings.log_level, json_lines=settings.log_json)
-    run(settings, serve)
+    run(settings, build)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc.jwk import RSAKey
 
-from mesh._tokens import ALGORITHM
+from mesh import JWT_ALGORITHM as ALGORITHM
 
 __all__ = ["ACTIVATION_DELAY", "DEFAULT_RETIRE_AFTER_SECONDS", "KEY_BITS", "KeyRing", "SigningKey"]
 
@@ -142,6 +142,11 @@ class KeyRing:
         self._next_look = clock() + RELOAD_CHECK_SECONDS
 
     # --- construction ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def exists_in(directory: Path) -> bool:
+        """Whether ``directory`` holds a key ring (its index)."""
+        return (directory / _INDEX).is_file()
 
     @classmethod
     def load_or_create(

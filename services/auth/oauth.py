@@ -119,6 +119,9 @@ class GoogleLogin:
             raise Unauthenticated("Google did not return the user's profile", code="OAUTH_USERINFO_FAILED")
         if not info.get("email") or info.get("email_verified") is False:
             raise Unauthenticated("the Google account has no verified e-mail", code="OAUTH_EMAIL_UNVERIFIED")
+        if not info.get("sub"):
+            # Accounts are linked by Google's subject: without one a login could not be told apart.
+            raise Unauthenticated("Google did not say who logged in", code="OAUTH_USERINFO_FAILED")
         identity = GoogleIdentity(
             subject=str(info.get("sub", "")), email=str(info["email"]), name=str(info.get("name") or "")
         )

@@ -46,12 +46,24 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return internal_pb2_grpc.UserInternalServiceStub(self.channels.to("user"))
 
     async def _login(self, *, email: str, name: str, provider: str, subject: str = "") -> TokenPair:
-        """Find or create the user in the user service, then issue a pair for it."""
-        found = await self._users.FindOrCreateOAuthUser(
-            internal_pb2.FindOrCreateOAuthUserRequest(
-                email=email, name=name, provider=provider, provider_subject=subject
+        """Find or create the user in the user service, then issue a pair (a new session) for it.
+
+        Which account a login reaches is the user service's rule (by the provider's subject, or by an
+        e-mail the account verified); the one refusal it has becomes a domain error here, so that a
+        Google login it refuses lands on the web client with ``?error=account_linked_elsewhere``.
+        """
+        try:
+            found = await self._users.FindOrCreateOAuthUser(
+                internal_pb2.FindOrCreateOAuthUserRequest(
+                    email=email, name=name, provider=provider, provider_subject=subject
+                )
             )
-        )
+        except grpc.aio.AioRpcError as error:
+            if error.code() is grpc.StatusCode.FAILED_PRECONDITION:
+                raise FailedPrecondition(
+                    error.details() or "this login cannot enter that account", code="ACCOUNT_LINKED_ELSEWHERE"
+                ) from error
+            raise
         return self.tokens.issue_pair(user_id=found.user_id, email=found.email)
 
     async def RefreshToken(
@@ -68,7 +80,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def Logout(
         self, request: auth_pb2.LogoutRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> auth_pb2.LogoutResponse:
-        """Revoke the caller's access token (and the refresh token when given)."""
+        """End the session of the caller's access token (and of the refresh token when given)."""
         await self.tokens.logout(current_user().token, request.refresh_token or None)
         return auth_pb2.LogoutResponse(success=True, message="logged out")
 

@@ -2,7 +2,9 @@
 
 Claims follow the contract (auth-user.md 2.1): ``sub`` (user UUID), ``iss``, ``iat``, ``exp`` (epoch
 seconds), ``type`` (``access``/``refresh``), ``email`` only when non-blank; header
-``{"typ":"JWT","alg":"RS256","kid":…}``. One addition, ``jti`` (see :meth:`TokenIssuer.issue_pair`).
+``{"typ":"JWT","alg":"RS256","kid":…}``. Two additions: ``jti`` (see :meth:`TokenIssuer.issue_pair`)
+and ``sid``, the login session, shared by the access and refresh token of one login and handed on by every
+refresh.
 
 Where this departs from the original on purpose:
 
@@ -10,7 +12,10 @@ Where this departs from the original on purpose:
   nor ``iss``);
 - a refresh token is single-use even under concurrency: the old token is claimed with ``SET NX`` on its
   blacklist key, so of two simultaneous refreshes exactly one gets a new pair;
-- logout also revokes the refresh token when the client presents it (the original left it usable).
+- logout ends the whole session (the original revoked only the access token, and the web client sends
+  nothing else, so its refresh token kept working for a week): every token carrying the session's
+  ``sid``, the refresh token and every rotation of it included, is refused from then on, by auth's
+  refresh and by every verifier (``SESSION_ENDED``).
 """
 
 from __future__ import annotations
@@ -27,15 +32,17 @@ import redis.exceptions
 from joserfc import jwt
 from joserfc.jws import JWSRegistry
 
-from mesh._errors import InvalidField, Unauthenticated, Unavailable
-from mesh._tokens import (
-    ALGORITHM,
+from mesh import JWT_ALGORITHM as ALGORITHM
+from mesh import (
+    InvalidField,
     TokenVerifier,
+    Unauthenticated,
+    Unavailable,
     UserClaims,
     account_closed_key,
-    blacklist_key,
-    revocation_ttl_ms,
+    end_sessions,
     revoke_once,
+    session_ended_key,
 )
 from services.auth.keys import KeyRing
 
@@ -53,6 +60,8 @@ class TokenPair:
     user_id: str
     access_expires_at: int
     refresh_expires_at: int
+    session_id: str
+    """``sid`` of both tokens."""
 
 
 class TokenIssuer:
@@ -82,8 +91,13 @@ class TokenIssuer:
         self.refresh_ttl = refresh_ttl
         self._clock = clock
 
-    def issue_pair(self, *, user_id: str, email: str | None) -> TokenPair:
-        """An access token and a refresh token for ``user_id`` (a UUID), signed now."""
+    def issue_pair(self, *, user_id: str, email: str | None, session_id: str | None = None) -> TokenPair:
+        """An access token and a refresh token for ``user_id`` (a UUID), signed now.
+
+        Both carry ``session_id`` as ``sid``: a new session (a login) when it is ``None``, else the
+        session a refresh continues.
+        """
+        sid = session_id or secrets.token_urlsafe(16)
         try:
             sub = str(uuid.UUID(user_id))
         except (ValueError, TypeError) as error:
@@ -97,6 +111,7 @@ class TokenIssuer:
             claims["type"] = token_type
             if email is not None and email.strip():
                 claims["email"] = email
+            claims["sid"] = sid
             # jti is new: the original had none, so two tokens minted for one user in the same second were
             # byte-identical, and revoking one (logout) silently revoked the other (another device's).
             claims["jti"] = secrets.token_urlsafe(16)
@@ -110,13 +125,15 @@ class TokenIssuer:
             user_id=sub,
             access_expires_at=access_expires_at,
             refresh_expires_at=refresh_expires_at,
+            session_id=sid,
         )
 
 
 class TokenService:
     """auth's token operations: refresh (rotating), logout (revoking), validate.
 
-    Redis traffic: refresh one ``SET NX``; logout one pipelined round trip; validate one ``EXISTS``.
+    Redis traffic: refresh one ``MGET`` and one ``SET NX``; logout one pipelined round trip; validate one
+    ``MGET``.
     """
 
     def __init__(
@@ -137,16 +154,24 @@ class TokenService:
         return self._issuer.issue_pair(user_id=user_id, email=email)
 
     async def refresh(self, refresh_token: str) -> TokenPair:
-        """Trade a refresh token for a new pair; the presented token is revoked (single use).
+        """Trade a refresh token for a new pair of the same session; the presented token is revoked (single
+        use).
 
         The ``SET NX`` on the token's blacklist key is both the revocation check and the claim, so two
         concurrent refreshes with one token cannot both succeed: the loser gets ``TOKEN_REVOKED``. A
-        deleted account gets no new tokens (``ACCOUNT_CLOSED``, before the claim, so the refresh token
-        still works once the account is restored): the web client logs out when a refresh fails.
+        logged-out session (``SESSION_ENDED``) and a deleted account (``ACCOUNT_CLOSED``) get no new
+        tokens; both are read before the claim, so a refresh token refused for a deleted account works
+        again once the account is restored. The web client logs out when a refresh fails.
         """
         claims = await self._verifier.verify_stateless(refresh_token, expected_type="refresh")
+        keys = [account_closed_key(claims.user_id)]
+        if claims.session_id is not None:
+            keys.append(session_ended_key(claims.session_id))
         try:
-            if await self._redis.exists(account_closed_key(claims.user_id)):
+            closed, *ended = await self._redis.mget(keys)
+            if ended and ended[0] is not None:
+                raise Unauthenticated("the session has been logged out", code="SESSION_ENDED")
+            if closed is not None:
                 raise Unauthenticated("the account has been deleted", code="ACCOUNT_CLOSED")
             claimed = await revoke_once(
                 self._redis,
@@ -159,16 +184,21 @@ class TokenService:
             raise Unavailable("token blacklist unavailable") from error
         if not claimed:
             raise Unauthenticated("refresh token has been used or revoked", code="TOKEN_REVOKED")
-        return self._issuer.issue_pair(user_id=claims.user_id, email=claims.email)
+        # A token from before sessions existed starts one here.
+        return self._issuer.issue_pair(
+            user_id=claims.user_id, email=claims.email, session_id=claims.session_id
+        )
 
     async def logout(self, access_token: str, refresh_token: str | None = None) -> None:
-        """Revoke the presented access token, and the refresh token if given, until they expire.
+        """End the session of the presented access token: every token of that login, whatever is sent.
 
         The access token must verify (signature, type, expiry; logging out twice is fine). A refresh token
-        that does not verify, or belongs to someone else, is ignored rather than failing the logout.
+        in the body is optional: when it verifies and is the same user's, its session ends too (it may be
+        another login of this browser); one that does not verify is ignored rather than failing the
+        logout. The presented tokens are also blacklisted, for tokens issued before sessions existed.
         """
         access = await self._verifier.verify_stateless(access_token, expected_type="access")
-        revoked = [access]
+        presented = [access]
         if refresh_token:
             try:
                 refresh = await self._verifier.verify_stateless(refresh_token, expected_type="refresh")
@@ -176,15 +206,17 @@ class TokenService:
                 pass
             else:
                 if refresh.user_id == access.user_id:
-                    revoked.append(refresh)
-        leeway = self._verifier.leeway_seconds
+                    presented.append(refresh)
+        sessions = sorted({claims.session_id for claims in presented if claims.session_id is not None})
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for claims in revoked:
-                    ttl = revocation_ttl_ms(claims.expires_at, leeway_seconds=leeway, clock=self._clock)
-                    if ttl is not None:
-                        pipe.set(blacklist_key(claims.token), b"1", px=ttl)
-                await pipe.execute()
+            await end_sessions(
+                self._redis,
+                sessions,
+                lifetime_seconds=self._issuer.refresh_ttl,
+                revoked=presented,
+                clock=self._clock,
+                leeway_seconds=self._verifier.leeway_seconds,
+            )
         except redis.exceptions.RedisError as error:
             raise Unavailable("token blacklist unavailable") from error
 

@@ -30,27 +30,9 @@ from datetime import datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from mesh import DEBUG_WORKLOAD, Forbidden, InvalidField, NotFound, current_call, current_user
+from mesh import DEBUG_WORKLOAD, Forbidden, InvalidField, NotFound, current_call
 from services.board.directory import Directory
 from services.board.models import MANAGER_ROLES, Board, Comment, Project, ProjectMember
-
-
-def parse_uuid(value: str, *, field: str) -> uuid.UUID:
-    """A UUID from a request field; INVALID_ARGUMENT naming the field when it is not one."""
-    try:
-        return uuid.UUID(value.strip())
-    except ValueError:
-        raise InvalidField(field, "must be a UUID") from None
-
-
-def parse_uuids(values: Collection[str], *, field: str) -> list[uuid.UUID]:
-    """UUIDs from a repeated field, duplicates dropped, order kept."""
-    return list(dict.fromkeys(parse_uuid(value, field=field) for value in values))
-
-
-def caller_id() -> uuid.UUID:
-    """The end user of the call being served."""
-    return parse_uuid(current_user().user_id, field="sub")
 
 
 def by_operator() -> bool:

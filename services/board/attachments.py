@@ -14,6 +14,9 @@ The lifecycle, as a small state machine on ``attachments.status``:
   :func:`cleanup_expired` retries. So a file never outlives its row unnoticed, and a row is never
   removed before its file.
 
+The removal itself is the kit's (``mesh.remove_expired_uploads``), shared with the user service's
+profile pictures; this module says which rows are released and when.
+
 An expired TEMP row is on its way out: it cannot be confirmed, downloaded or registered again. Both
 removal paths lock the rows they work on (``FOR UPDATE SKIP LOCKED``) for as long as they delete the
 objects, so a confirmation racing with them either waits and finds the row gone or holds the lock and
@@ -27,11 +30,9 @@ import logging
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
-import grpc
 from sqlalchemy import ColumnElement, and_, inspect, or_
-from sqlalchemy import delete as sql_delete
 from sqlalchemy import select as sql_select
 from sqlalchemy import update as sql_update
 from sqlmodel import col, select
@@ -39,10 +40,21 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from typing_extensions import override
 from wealist.board.v1 import attachment_pb2, attachment_pb2_grpc, common_pb2
 
-from mesh import Forbidden, InvalidArgument, InvalidField, NotFound
-from services.board.access import caller_id, parse_uuid, project_role, see_board, see_comment, see_project
+from mesh import (
+    Context,
+    Forbidden,
+    InvalidArgument,
+    InvalidField,
+    NotFound,
+    ObjectStore,
+    caller_id,
+    parse_uuid,
+    remove_expired_uploads,
+    sweep_expired_uploads,
+    timestamp,
+)
+from services.board.access import project_role, see_board, see_comment, see_project
 from services.board.context import BoardContext
-from services.board.convert import timestamp
 from services.board.models import (
     ATTACHMENT_CONFIRMED,
     ATTACHMENT_TEMP,
@@ -54,9 +66,6 @@ from services.board.models import (
     Comment,
     Project,
 )
-from services.board.store import ObjectStore
-
-Context = grpc.aio.ServicerContext[Any, Any]
 
 log = logging.getLogger("wealist.board.attachments")
 
@@ -112,11 +121,6 @@ NOT_TEMPORARY: Final = "Attachment is not in temporary status and cannot be reus
 ENTITY_MISMATCH: Final = "Attachment entity type does not match"
 ATTACHMENT_NOT_FOUND: Final = "Attachment not found"
 NO_DELETE_PERMISSION: Final = "You do not have permission to delete this attachment"
-
-# Rows one clean-up round removes at most; the job loops until a round finds fewer.
-CLEANUP_BATCH: Final = 500
-# The first clean-up runs this soon after start (or after one interval, when that is shorter).
-CLEANUP_FIRST_RUN_SECONDS: Final = 5.0
 
 
 def _now() -> datetime:
@@ -237,12 +241,15 @@ async def confirm(
     entity_id: uuid.UUID,
     project: Project,
     user_id: uuid.UUID,
+    store: ObjectStore,
 ) -> None:
     """Attach TEMP uploads to a project, board or comment, inside the caller's transaction.
 
     Every id must be a live TEMP upload of ``user_id`` in the project's workspace, of ``entity_type``;
     otherwise INVALID_ARGUMENT naming ``attachmentIds`` with the contract's message (another user's or
-    another workspace's upload reads as not found). Never commits; an empty ``ids`` does nothing.
+    another workspace's upload reads as not found). Its object must be in the bucket with the size and
+    type declared for it, else INVALID_ARGUMENT naming ``attachmentIds`` too; ``store`` checks it and makes
+    S3 serve it as a download of that type from then on. Never commits; an empty ``ids`` does nothing.
     """
     wanted = list(dict.fromkeys(ids))
     if not wanted:
@@ -260,6 +267,17 @@ async def confirm(
         raise InvalidField("attachmentIds", NOT_TEMPORARY)
     if any(row.entity_type != entity_type.upper() for row in rows):
         raise InvalidField("attachmentIds", ENTITY_MISMATCH)
+    problems = await asyncio.gather(
+        *(
+            store.accept_upload(
+                row.file_key, size=row.file_size, content_type=row.content_type, file_name=row.file_name
+            )
+            for row in rows
+        )
+    )
+    for problem in problems:
+        if problem is not None:
+            raise InvalidField("attachmentIds", problem)
     for row in rows:
         row.status = ATTACHMENT_CONFIRMED
         row.entity_id = entity_id
@@ -372,72 +390,19 @@ async def purge(ctx: BoardContext, ids: Sequence[uuid.UUID]) -> None:
     if not ids:
         return
     try:
-        await _remove_expired(ctx, ids=list(dict.fromkeys(ids)))
+        await remove_expired_uploads(ctx.database, ctx.store, Attachment, ids=list(dict.fromkeys(ids)))
     except Exception:
-        # The rows are expired TEMP rows by now: the clean-up job retries them.
+        # The rows are expired TEMP rows by now: the kit's clean-up job retries them.
         log.warning("purging %d attachments failed; the clean-up job will retry", len(ids), exc_info=True)
 
 
 async def cleanup_expired(ctx: BoardContext) -> int:
     """Remove every TEMP upload whose time ran out: its object from S3, then its row. Returns the count.
 
-    A row whose object could not be deleted stays for the next run.
+    The kit's clean-up (``Runtime.sweep_uploads``) runs this periodically; a row whose object could not
+    be deleted stays for the next run.
     """
-    total = 0
-    while True:
-        selected, removed = await _remove_expired(ctx, limit=CLEANUP_BATCH)
-        total += removed
-        if selected < CLEANUP_BATCH or removed == 0:
-            return total
-
-
-async def cleanup_forever(ctx: BoardContext) -> None:
-    """Run :func:`cleanup_expired` shortly after start and then every ``cleanup_interval_seconds``.
-
-    Errors are logged and the loop goes on; only cancellation (at shutdown) ends it.
-    """
-    interval = ctx.settings.cleanup_interval_seconds
-    delay = min(CLEANUP_FIRST_RUN_SECONDS, interval)
-    while True:
-        await asyncio.sleep(delay)
-        delay = interval
-        try:
-            removed = await cleanup_expired(ctx)
-        except Exception:
-            # S3 or the database may be down for a while: the next round tries again.
-            log.exception("attachment clean-up failed; next try in %.0f s", interval)
-            continue
-        if removed:
-            log.info("attachment clean-up removed %d expired uploads", removed)
-
-
-async def _remove_expired(
-    ctx: BoardContext, *, ids: Sequence[uuid.UUID] | None = None, limit: int | None = None
-) -> tuple[int, int]:
-    """Delete expired TEMP rows (of ``ids``, when given) and their objects; (selected, removed).
-
-    The rows stay locked while their objects are deleted, so no confirmation can slip in between; rows
-    another transaction holds are skipped (a confirmation in progress, or another replica's clean-up).
-    """
-    async with ctx.database.unit_of_work() as session:
-        statement = select(Attachment).where(
-            col(Attachment.status) == ATTACHMENT_TEMP, col(Attachment.expires_at) <= _now()
-        )
-        if ids is not None:
-            statement = statement.where(col(Attachment.id).in_(list(ids)))
-        statement = statement.order_by(col(Attachment.expires_at)).with_for_update(skip_locked=True)
-        if limit is not None:
-            statement = statement.limit(limit)
-        rows = list((await session.exec(statement)).all())
-        if not rows:
-            return 0, 0
-        failed = set(await ctx.store.delete([row.file_key for row in rows]))
-        if failed:
-            log.warning("could not delete %d objects from S3; their rows stay for the next run", len(failed))
-        gone = [row.id for row in rows if row.file_key not in failed]
-        if gone:
-            await session.exec(sql_delete(Attachment).where(col(Attachment.id).in_(gone)))
-    return len(rows), len(gone)
+    return await sweep_expired_uploads(ctx.database, ctx.store, Attachment)
 
 
 # --- the API ----------------------------------------------------------------------------------------------
@@ -487,8 +452,9 @@ class AttachmentServicer(attachment_pb2_grpc.AttachmentServiceServicer):
             at=now,
             extension=extension,
         )
-        # Signed before the row is written: a failure leaves nothing behind.
-        upload_url = self.ctx.store.upload_url(key)
+        # Signed before the row is written: a failure leaves nothing behind. The signature binds the
+        # declared type and size, so S3 refuses a PUT of anything else.
+        upload_url = self.ctx.store.upload_url(key, content_type=request.content_type, size=request.file_size)
         async with self.ctx.database.unit_of_work() as session:
             session.add(
                 Attachment(
@@ -533,9 +499,11 @@ class AttachmentServicer(attachment_pb2_grpc.AttachmentServiceServicer):
             row = await self._visible(row, user_id)
             if row.entity_type != entity_type:
                 raise InvalidField("entityType", ENTITY_MISMATCH)
-        # The client calls this after its PUT; a key with nothing behind it cannot be attached.
-        if not await self.ctx.store.exists(key):
-            raise InvalidField("fileKey", "No file has been uploaded to this key")
+        # The client calls this after its PUT; a key with nothing behind it, or with another size or
+        # type than declared, cannot be attached.
+        problem = await self.ctx.store.upload_problem(key, size=row.file_size, content_type=row.content_type)
+        if problem is not None:
+            raise InvalidField("fileKey", problem)
         return attachment_pb2.CreateAttachmentResponse(attachment=attachment_message(row, self.ctx.store))
 
     @override

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import grpc
 from google.protobuf import json_format
 from sqlalchemy import (
     BigInteger,
@@ -40,13 +39,19 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from wealist.board.v1 import board_pb2, board_pb2_grpc, common_pb2
 
-from mesh import InvalidField
-from services.board import attachments, events, fields
-from services.board.access import (
+from mesh import (
+    Context,
+    InvalidField,
+    ObjectStore,
     caller_id,
-    check_dates,
+    optional_datetime,
     parse_uuid,
     parse_uuids,
+    timestamp,
+)
+from services.board import attachments, events, fields
+from services.board.access import (
+    check_dates,
     require_board_deleter,
     require_board_editor,
     require_member,
@@ -55,7 +60,6 @@ from services.board.access import (
     see_project,
 )
 from services.board.context import BoardContext
-from services.board.convert import optional_datetime, timestamp
 from services.board.directory import Directory
 from services.board.models import (
     ATTACHMENT_CONFIRMED,
@@ -70,9 +74,7 @@ from services.board.models import (
     Project,
 )
 from services.board.notify import BOARD_ASSIGNED, BOARD_PARTICIPANT_ADDED, BOARD_UPDATED, Notifier
-from services.board.store import ObjectStore
 
-Context = grpc.aio.ServicerContext[Any, Any]
 log = logging.getLogger(__name__)
 
 MAX_TITLE = 200
@@ -613,6 +615,7 @@ class BoardServicer(board_pb2_grpc.BoardServiceServicer):
                 entity_id=board.id,
                 project=project,
                 user_id=user,
+                store=self.ctx.store,
             )
             self.notifier.enqueue(
                 session,
@@ -713,6 +716,7 @@ class BoardServicer(board_pb2_grpc.BoardServiceServicer):
                 entity_id=board.id,
                 project=project,
                 user_id=user,
+                store=self.ctx.store,
             )
             if board.assignee_id != before.assignee_id:
                 self.notifier.enqueue(

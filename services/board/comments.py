@@ -9,22 +9,18 @@ commit).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
-import grpc
 from sqlalchemy import delete as sql_delete
 from sqlmodel import col, select
 from wealist.board.v1 import board_pb2, board_pb2_grpc
 
-from mesh import Forbidden, InvalidField
+from mesh import Context, Forbidden, InvalidField, caller_id, parse_uuid
 from services.board import attachments
-from services.board.access import caller_id, parse_uuid, require_commenter, see_board, see_comment
+from services.board.access import require_commenter, see_board, see_comment
 from services.board.boards import attachment_ids, comment_message, participants_of
 from services.board.context import BoardContext
 from services.board.models import ENTITY_COMMENT, Comment
 from services.board.notify import BOARD_COMMENT_ADDED, Notifier
-
-Context = grpc.aio.ServicerContext[Any, Any]
 
 MAX_CONTENT = 10000
 PREVIEW = 100
@@ -100,6 +96,7 @@ class CommentServicer(board_pb2_grpc.CommentServiceServicer):
                 entity_id=comment.id,
                 project=seen.project,
                 user_id=user,
+                store=self.ctx.store,
             )
             self.notifier.enqueue(
                 session,
@@ -138,6 +135,7 @@ class CommentServicer(board_pb2_grpc.CommentServiceServicer):
                 entity_id=comment.id,
                 project=seen.project,
                 user_id=user,
+                store=self.ctx.store,
             )
             inlined = await attachments.inline(session, self.ctx.store, ENTITY_COMMENT, [comment.id])
             message = comment_message(comment, inlined[comment.id])

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from mesh import Channels, Database
+from mesh import Channels, Database, ObjectStore
 from services.board.directory import Directory
 from services.board.settings import BoardSettings
-from services.board.store import ObjectStore
 
 
 @dataclass(frozen=True, slots=True)

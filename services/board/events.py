@@ -49,8 +49,17 @@ from google.protobuf import json_format
 from prometheus_client import CollectorRegistry
 from wealist.board.v1 import events_pb2, events_pb2_grpc
 
-from mesh import ChannelHub, MembershipChange, NotFound, Subscriber, Unavailable
-from services.board.access import by_operator, caller_id, parse_uuid, see_project
+from mesh import (
+    ChannelHub,
+    Context,
+    MembershipChange,
+    NotFound,
+    Subscriber,
+    Unavailable,
+    caller_id,
+    parse_uuid,
+)
+from services.board.access import by_operator, see_project
 from services.board.context import BoardContext
 
 log = logging.getLogger("wealist.board.events")
@@ -231,8 +240,6 @@ class Presence:
 
 
 # --- the API --------------------------------------------------------------------------------------------
-
-Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):

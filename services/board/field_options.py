@@ -15,9 +15,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
-import grpc
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, text
 from sqlalchemy.exc import IntegrityError
@@ -26,14 +24,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from typing_extensions import override
 from wealist.board.v1 import field_option_pb2, field_option_pb2_grpc
 
-from mesh import InvalidField, NotFound
-from services.board.access import Seen, caller_id, parse_uuid, require_manager, see_project
+from mesh import Context, InvalidField, NotFound, caller_id, parse_uuid, timestamp
+from services.board.access import Seen, require_manager, see_project
 from services.board.context import BoardContext
-from services.board.convert import timestamp
 from services.board.models import FIELD_TYPES, FieldOption
 from services.board.projects import current_project
-
-Context = grpc.aio.ServicerContext[Any, Any]
 
 VALUE_MAX = 100
 LABEL_MAX = 200

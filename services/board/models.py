@@ -13,9 +13,19 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, MetaData, UniqueConstraint, Uuid, text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-metadata: MetaData = SQLModel.metadata
+
+class BoardTable(SQLModel, registry=registry()):
+    """Base of the board service's tables: its own registry and ``MetaData``, not SQLModel's shared one.
+
+    Every service declares its tables apart (user and board both have ``attachments``), and importing two
+    services' models in one process must not make them collide.
+    """
+
+
+metadata: MetaData = BoardTable.metadata
 
 ROLE_OWNER = "OWNER"
 ROLE_ADMIN = "ADMIN"
@@ -29,7 +39,6 @@ REQUEST_REJECTED = "REJECTED"
 ENTITY_PROJECT = "PROJECT"
 ENTITY_BOARD = "BOARD"
 ENTITY_COMMENT = "COMMENT"
-ENTITY_TYPES = (ENTITY_PROJECT, ENTITY_BOARD, ENTITY_COMMENT)
 ATTACHMENT_TEMP = "TEMP"
 ATTACHMENT_CONFIRMED = "CONFIRMED"
 
@@ -49,7 +58,7 @@ def _parent(table: str) -> Column[uuid.UUID]:
     return Column(Uuid(), ForeignKey(f"{table}.id", ondelete="CASCADE"), nullable=False)
 
 
-class Project(SQLModel, table=True):
+class Project(BoardTable, table=True):
     """A project of a workspace; the first one of a workspace is its default."""
 
     __tablename__ = "projects"
@@ -68,7 +77,7 @@ class Project(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
 
 
-class ProjectMember(SQLModel, table=True):
+class ProjectMember(BoardTable, table=True):
     """A user's role in a project: OWNER, ADMIN or MEMBER."""
 
     __tablename__ = "project_members"
@@ -84,7 +93,7 @@ class ProjectMember(SQLModel, table=True):
     joined_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
 
 
-class ProjectJoinRequest(SQLModel, table=True):
+class ProjectJoinRequest(BoardTable, table=True):
     """A request to join a project; one PENDING request per user and project (a partial unique index)."""
 
     __tablename__ = "project_join_requests"
@@ -107,7 +116,7 @@ class ProjectJoinRequest(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
 
 
-class FieldOption(SQLModel, table=True):
+class FieldOption(BoardTable, table=True):
     """One option of a project's custom field (a stage column, an importance, a role)."""
 
     __tablename__ = "field_options"
@@ -128,7 +137,7 @@ class FieldOption(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
 
 
-class Board(SQLModel, table=True):
+class Board(BoardTable, table=True):
     """A card of a project's kanban. ``custom_fields`` maps a field type to an option id (JSONB)."""
 
     __tablename__ = "boards"
@@ -155,7 +164,7 @@ class Board(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
 
 
-class Participant(SQLModel, table=True):
+class Participant(BoardTable, table=True):
     """A user taking part in a board."""
 
     __tablename__ = "participants"
@@ -170,7 +179,7 @@ class Participant(SQLModel, table=True):
     created_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
 
 
-class Comment(SQLModel, table=True):
+class Comment(BoardTable, table=True):
     """A comment on a board."""
 
     __tablename__ = "comments"
@@ -184,7 +193,7 @@ class Comment(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
 
 
-class Attachment(SQLModel, table=True):
+class Attachment(BoardTable, table=True):
     """A file in S3: TEMP until a project, board or comment confirms it, then CONFIRMED.
 
     ``project_id`` is the project the file belongs to once confirmed (for a board's or a comment's file
@@ -217,7 +226,7 @@ class Attachment(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
 
 
-class Outbox(SQLModel, table=True):
+class Outbox(BoardTable, table=True):
     """Side effects of a committed change not yet delivered: notifications to noti.
 
     Written in the change's transaction and delivered after the commit (retried until noti takes them,

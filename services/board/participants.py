@@ -10,29 +10,26 @@ replace the set) run one after the other and "already a participant" is answered
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-import grpc
 from sqlalchemy import delete as sql_delete
 from sqlmodel import col
 from wealist.board.v1 import board_pb2, board_pb2_grpc
 
-from mesh import Forbidden, InvalidArgument, InvalidField, NotFound
-from services.board.access import (
-    NOT_BOARD_EDITOR,
+from mesh import (
+    Context,
+    Forbidden,
+    InvalidArgument,
+    InvalidField,
+    NotFound,
     caller_id,
-    changes_board,
     parse_uuid,
     parse_uuids,
-    require_board_editor,
-    see_board,
 )
+from services.board.access import NOT_BOARD_EDITOR, changes_board, require_board_editor, see_board
 from services.board.boards import participant_message, participant_rows, participants_of
 from services.board.context import BoardContext
 from services.board.models import Participant
 from services.board.notify import BOARD_PARTICIPANT_ADDED, Notifier
-
-Context = grpc.aio.ServicerContext[Any, Any]
 
 MAX_USERS = 50
 NOT_A_MEMBER = "User is not a member of this workspace"

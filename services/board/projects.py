@@ -26,9 +26,8 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
-import grpc
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from sqlalchemy import delete as sql_delete
@@ -41,19 +40,24 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from typing_extensions import override
 from wealist.board.v1 import common_pb2, project_pb2, project_pb2_grpc
 
-from mesh import AlreadyExists, FailedPrecondition, Forbidden, InvalidField, NotFound, Unavailable
-from services.board import attachments
-from services.board.access import (
-    Seen,
-    by_operator,
+from mesh import (
+    AlreadyExists,
+    Context,
+    FailedPrecondition,
+    Forbidden,
+    InvalidField,
+    NotFound,
+    ObjectStore,
+    Unavailable,
     caller_id,
-    check_dates,
+    optional_datetime,
     parse_uuid,
     parse_uuids,
-    see_project,
+    timestamp,
 )
+from services.board import attachments
+from services.board.access import Seen, by_operator, check_dates, see_project
 from services.board.context import BoardContext
-from services.board.convert import optional_datetime, timestamp
 from services.board.directory import Person
 from services.board.models import (
     ENTITY_PROJECT,
@@ -70,7 +74,6 @@ from services.board.models import (
     ProjectMember,
 )
 
-Context = grpc.aio.ServicerContext[Any, Any]
 log = logging.getLogger(__name__)
 
 NAME_MIN = 2
@@ -235,6 +238,7 @@ async def create_project(
     start_date: datetime | None,
     due_date: datetime | None,
     attachment_ids: Sequence[uuid.UUID],
+    store: ObjectStore,
 ) -> Project:
     """A project with its OWNER member, the default options and the confirmed attachments."""
     await _lock_workspace(session, workspace_id)
@@ -264,6 +268,7 @@ async def create_project(
         entity_id=project.id,
         project=project,
         user_id=owner_id,
+        store=store,
     )
     return project
 
@@ -686,6 +691,7 @@ class ProjectServicer(project_pb2_grpc.ProjectServiceServicer):
                 start_date=start,
                 due_date=due,
                 attachment_ids=attachment_ids,
+                store=self.ctx.store,
             )
             files = await self._files(session, [project])
         return project_pb2.CreateProjectResponse(
@@ -729,6 +735,7 @@ class ProjectServicer(project_pb2_grpc.ProjectServiceServicer):
                 entity_id=project.id,
                 project=project,
                 user_id=user_id,
+                store=self.ctx.store,
             )
             files = await self._files(session, [project])
         return project_pb2.UpdateProjectResponse(

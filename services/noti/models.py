@@ -8,9 +8,19 @@ from typing import Any
 
 from sqlalchemy import Column, DateTime, Index, MetaData, text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-metadata: MetaData = SQLModel.metadata
+
+class NotiTable(SQLModel, registry=registry()):
+    """Base of the noti service's tables: its own registry and ``MetaData``, not SQLModel's shared one.
+
+    Every service declares its tables apart (user and board both have ``attachments``), and importing two
+    services' models in one process must not make them collide.
+    """
+
+
+metadata: MetaData = NotiTable.metadata
 
 # The contract's types (§2.2). The original accepted any string; a typo there made a notification the
 # web client could not render, so the list is enforced.
@@ -51,7 +61,7 @@ def _timestamp(*, nullable: bool) -> Column[datetime]:
     return Column(DateTime(timezone=True), nullable=nullable)
 
 
-class Notification(SQLModel, table=True):
+class Notification(NotiTable, table=True):
     """A notification for ``target_user_id``; only that user ever reads, marks or deletes it."""
 
     __tablename__ = "notifications"

@@ -7,6 +7,8 @@ the actor's own actions and is idempotent per (idempotency key, target) through 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,25 +22,17 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from mesh import InvalidField, NotFound
+from mesh import Database, InvalidField, NotFound, parse_uuid
 from services.noti.models import NOTIFICATION_TYPES, RESOURCE_TYPES, Notification
+from services.noti.settings import NotiSettings
+
+log = logging.getLogger("wealist.noti")
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 MAX_BATCH = 100
 MAX_RESOURCE_NAME = 255
 MAX_IDEMPOTENCY_KEY = 128
-
-
-def parse_uuid(value: str, *, field: str, allow_nil: bool = True) -> uuid.UUID:
-    """A UUID from a request field; INVALID_ARGUMENT naming the field when it is not one."""
-    try:
-        parsed = uuid.UUID(value.strip())
-    except ValueError:
-        raise InvalidField(field, "must be a UUID") from None
-    if not allow_nil and parsed.int == 0:
-        raise InvalidField(field, "must not be the nil UUID")
-    return parsed
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,3 +244,20 @@ async def prune(session: AsyncSession, *, retention: timedelta, now: datetime | 
         .returning(col(Notification.id))
     )
     return len((await session.exec(statement)).all())
+
+
+async def prune_forever(database: Database, settings: NotiSettings) -> None:
+    """Delete old read notifications every ``prune_interval_seconds`` (each replica; it is idempotent).
+
+    Errors are logged and the loop goes on; only cancellation, at shutdown, ends it.
+    """
+    retention = timedelta(days=settings.retention_days)
+    while True:
+        try:
+            async with database.unit_of_work() as session:
+                pruned = await prune(session, retention=retention)
+            if pruned:
+                log.info("pruned read notifications", extra={"count": pruned})
+        except Exception:
+            log.exception("pruning read notifications failed")
+        await asyncio.sleep(settings.prune_interval_seconds)

@@ -10,32 +10,29 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import UTC
-from typing import Any
 
-import grpc
 import redis.asyncio as aioredis
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.struct_pb2 import Struct
-from google.protobuf.timestamp_pb2 import Timestamp
 from wealist.noti.v1 import internal_pb2, internal_pb2_grpc, noti_pb2, noti_pb2_grpc
 
-from mesh import Database, InvalidField, accept_stream, accepts_stream_itself, current_user
+from mesh import (
+    Context,
+    Database,
+    InvalidField,
+    accept_stream,
+    accepts_stream_itself,
+    caller_id,
+    parse_uuid,
+    timestamp,
+)
 from services.noti import events, service
 from services.noti.counts import UnreadCounts
 from services.noti.events import Hub
 from services.noti.models import Notification
 
-Context = grpc.aio.ServicerContext[Any, Any]
 # The header the web client names the current workspace with; the gateway forwards it as metadata.
 WORKSPACE_HEADER = "x-workspace-id"
-
-
-def _timestamp(value: Any) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value if value.tzinfo else value.replace(tzinfo=UTC))
-    return stamp
 
 
 def notification_message(row: Notification) -> noti_pb2.Notification:
@@ -53,20 +50,16 @@ def notification_message(row: Notification) -> noti_pb2.Notification:
         resource_name=row.resource_name,
         metadata=details,
         is_read=row.is_read,
-        read_at=_timestamp(row.read_at),
-        created_at=_timestamp(row.created_at),
+        read_at=timestamp(row.read_at),
+        created_at=timestamp(row.created_at),
     )
-
-
-def _caller() -> uuid.UUID:
-    return service.parse_uuid(current_user().user_id, field="sub")
 
 
 def _workspace(context: Context) -> uuid.UUID | None:
     """The X-Workspace-Id of the call, when the client sent one."""
     for key, value in context.invocation_metadata() or ():
         if key == WORKSPACE_HEADER and isinstance(value, str) and value.strip():
-            return service.parse_uuid(value, field="X-Workspace-Id")
+            return parse_uuid(value, field="X-Workspace-Id")
     return None
 
 
@@ -82,7 +75,7 @@ class NotificationServicer(noti_pb2_grpc.NotificationServiceServicer):
         self, request: noti_pb2.ListNotificationsRequest, context: Context
     ) -> noti_pb2.ListNotificationsResponse:
         """One page of the caller's notifications, newest first."""
-        user_id = _caller()
+        user_id = caller_id()
         workspace_id = _workspace(context)
         page, limit = service.page_bounds(request.page, request.limit)
         async with self.database.unit_of_work() as session:
@@ -103,7 +96,7 @@ class NotificationServicer(noti_pb2_grpc.NotificationServiceServicer):
         self, request: noti_pb2.GetUnreadCountRequest, context: Context
     ) -> noti_pb2.GetUnreadCountResponse:
         """The caller's unread count, from the cache when it is current."""
-        user_id = _caller()
+        user_id = caller_id()
         workspace_id = _workspace(context)
 
         async def compute() -> int:
@@ -117,8 +110,8 @@ class NotificationServicer(noti_pb2_grpc.NotificationServiceServicer):
         self, request: noti_pb2.MarkNotificationReadRequest, context: Context
     ) -> noti_pb2.MarkNotificationReadResponse:
         """Mark one of the caller's notifications read."""
-        user_id = _caller()
-        notification_id = service.parse_uuid(request.notification_id, field="notificationId")
+        user_id = caller_id()
+        notification_id = parse_uuid(request.notification_id, field="notificationId")
         async with self.database.unit_of_work() as session:
             row = await service.mark_read(session, user_id=user_id, notification_id=notification_id)
             message = notification_message(row)
@@ -129,7 +122,7 @@ class NotificationServicer(noti_pb2_grpc.NotificationServiceServicer):
         self, request: noti_pb2.MarkAllNotificationsReadRequest, context: Context
     ) -> noti_pb2.MarkAllNotificationsReadResponse:
         """Mark every unread notification of the caller read (in the header's workspace when given)."""
-        user_id = _caller()
+        user_id = caller_id()
         workspace_id = _workspace(context)
         async with self.database.unit_of_work() as session:
             marked = await service.mark_all_read(session, user_id=user_id, workspace_id=workspace_id)
@@ -141,8 +134,8 @@ class NotificationServicer(noti_pb2_grpc.NotificationServiceServicer):
         self, request: noti_pb2.DeleteNotificationRequest, context: Context
     ) -> noti_pb2.DeleteNotificationResponse:
         """Delete one of the caller's notifications."""
-        user_id = _caller()
-        notification_id = service.parse_uuid(request.notification_id, field="notificationId")
+        user_id = caller_id()
+        notification_id = parse_uuid(request.notification_id, field="notificationId")
         async with self.database.unit_of_work() as session:
             await service.delete(session, user_id=user_id, notification_id=notification_id)
         await self.counts.invalidate([user_id])
@@ -159,7 +152,7 @@ class NotificationServicer(noti_pb2_grpc.NotificationServiceServicer):
         RESOURCE_EXHAUSTED when the client falls behind and UNAVAILABLE when live delivery was
         interrupted; the client reconnects and lists what it missed.
         """
-        user_id = _caller()
+        user_id = caller_id()
         async with self.hub.subscribe(user_id) as subscriber:
             await accept_stream(context)
             while (notification := await subscriber.get()) is not None:

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import Column, DateTime, Index, MetaData, UniqueConstraint, func, text
+from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 # The contract's fixed rows: the system user owns the inactive "_default" workspace under which every
@@ -13,7 +14,16 @@ from sqlmodel import Field, SQLModel
 SYSTEM_USER_ID = uuid.UUID("00000000-0000-0000-0000-000000000001")
 DEFAULT_WORKSPACE_ID = uuid.UUID("00000000-0000-0000-0000-000000000000")
 
-metadata: MetaData = SQLModel.metadata
+
+class UserTable(SQLModel, registry=registry()):
+    """Base of the user service's tables: its own registry and ``MetaData``, not SQLModel's shared one.
+
+    Every service declares its tables apart (user and board both have ``attachments``), and importing two
+    services' models in one process must not make them collide.
+    """
+
+
+metadata: MetaData = UserTable.metadata
 
 
 def _now() -> datetime:
@@ -24,18 +34,25 @@ def _timestamp(*, nullable: bool = False) -> Column[datetime]:
     return Column(DateTime(timezone=True), nullable=nullable)
 
 
-class User(SQLModel, table=True):
-    """An account; soft-deleted accounts keep their row but free their e-mail for a new login."""
+class User(UserTable, table=True):
+    """An account; soft-deleted accounts keep their row but free their e-mail for a new login.
+
+    ``email_verified``: a login provider vouched for the address when the account was made (Google with
+    ``email_verified``, or the dev/test login, which is trusted by configuration). Only a verified address
+    links a later login or an invitation to the account; unverified ones (from before e-mail changes were
+    refused) are kept for display only.
+    """
 
     __tablename__ = "users"
     __table_args__ = (
-        # One active account per e-mail, compared case-insensitively; deleted rows do not count, so
-        # logging in again after deleting an account works (the original failed on its plain unique).
+        # One active account per verified e-mail, compared case-insensitively; deleted rows do not count,
+        # so logging in again after deleting an account works (the original failed on its plain unique),
+        # and an unverified claim on an address does not keep its real owner from an account.
         Index(
-            "uq_users_email_active",
+            "uq_users_email_verified",
             func.lower(text("email")),
             unique=True,
-            postgresql_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL AND email_verified"),
         ),
         Index(
             "uq_users_google_id_active",
@@ -47,6 +64,7 @@ class User(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     email: str = Field(max_length=320)
+    email_verified: bool = False
     name: str = Field(default="", max_length=100)
     google_id: str | None = Field(default=None, max_length=255)
     provider: str = Field(default="google", max_length=20)
@@ -56,7 +74,7 @@ class User(SQLModel, table=True):
     deleted_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
 
 
-class Workspace(SQLModel, table=True):
+class Workspace(UserTable, table=True):
     """A workspace; soft-deleted ones (``deleted_at`` set) are gone for every reader."""
 
     __tablename__ = "workspaces"
@@ -82,7 +100,7 @@ class Workspace(SQLModel, table=True):
     deleted_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
 
 
-class UserProfile(SQLModel, table=True):
+class UserProfile(UserTable, table=True):
     """A user's nickname and picture in one workspace (the default profile: workspace all zeros)."""
 
     __tablename__ = "user_profiles"
@@ -109,7 +127,7 @@ REQUEST_APPROVED = "APPROVED"
 REQUEST_REJECTED = "REJECTED"
 
 
-class WorkspaceMember(SQLModel, table=True):
+class WorkspaceMember(UserTable, table=True):
     """A user's membership of a workspace; removal deactivates the row, re-joining inserts a new one."""
 
     __tablename__ = "workspace_members"
@@ -136,7 +154,7 @@ class WorkspaceMember(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=_now, sa_column=_timestamp())
 
 
-class WorkspaceJoinRequest(SQLModel, table=True):
+class WorkspaceJoinRequest(UserTable, table=True):
     """A request to join a workspace; auto-approved ones are stored too, with status APPROVED."""
 
     __tablename__ = "workspace_join_requests"
@@ -165,7 +183,7 @@ ATTACHMENT_CONFIRMED = "CONFIRMED"
 ENTITY_USER_PROFILE = "USER_PROFILE"
 
 
-class Attachment(SQLModel, table=True):
+class Attachment(UserTable, table=True):
     """An uploaded profile picture: TEMP until a profile uses it (a cleanup may drop expired TEMP rows)."""
 
     __tablename__ = "attachments"

@@ -30,7 +30,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from mesh import AlreadyExists, Conflict, Forbidden, InvalidField, NotFound
+from mesh import AlreadyExists, Conflict, FailedPrecondition, Forbidden, InvalidField, NotFound, parse_uuid
 from services.user.models import (
     ATTACHMENT_CONFIRMED,
     ATTACHMENT_TEMP,
@@ -73,14 +73,6 @@ MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_FILE_NAME = 255
 # A TEMP attachment not used by a profile within this time may be swept.
 ATTACHMENT_TTL = timedelta(hours=1)
-
-
-def parse_uuid(value: str, *, field: str) -> uuid.UUID:
-    """A UUID from a request field; INVALID_ARGUMENT naming the field when it is not one."""
-    try:
-        return uuid.UUID(value.strip())
-    except ValueError:
-        raise InvalidField(field, "must be a UUID") from None
 
 
 def parse_user_id(value: str, *, field: str = "userId") -> uuid.UUID:
@@ -147,20 +139,34 @@ async def exists(session: AsyncSession, *, user_id: uuid.UUID) -> bool:
 async def find_or_create_for_login(
     session: AsyncSession, *, email: str, name: str, provider: str, provider_subject: str
 ) -> tuple[User, bool]:
-    """The active account with this e-mail, or a new one with its default profile.
+    """The account a login lands in, or a new one with its default profile; ``True`` when new.
 
-    Two logins racing for the same new e-mail both end with the same row: the insert skips on the
-    unique index of active e-mails and the loser reads the winner's row.
+    ``email`` must be an address the provider verified (auth refuses Google accounts without one; the
+    dev and test logins are trusted by configuration). The rule, so that nobody can claim an address
+    before its owner first logs in:
+
+    1. a Google login lands in the account linked to its subject (Google's ``sub``), whatever its
+       e-mail is now;
+    2. otherwise in the account whose *verified* e-mail is the login's: a Google login links its subject
+       to it, unless the account is linked to another Google subject (``FAILED_PRECONDITION``
+       ``ACCOUNT_LINKED_ELSEWHERE``: the address changed hands at Google, or someone else holds it);
+    3. otherwise in a new account with this verified e-mail.
+
+    Two logins racing for the same new account both end with the same row: the insert skips on the
+    unique indexes and the loser goes through the rule again, finding the winner's row.
     """
     email = normalize_email(email)
     if provider not in PROVIDERS:
         raise InvalidField("provider", f"must be one of {', '.join(sorted(PROVIDERS))}")
+    subject = provider_subject.strip() if provider == "google" else ""
+    if provider == "google" and not subject:
+        raise InvalidField("providerSubject", "is required for a Google login")
     name = name.strip() or email.split("@", 1)[0]
     if len(name) > MAX_NAME:
         raise InvalidField("name", f"must be at most {MAX_NAME} characters")
-    found = await _active_by_email(session, email)
+    found = await _existing_for_login(session, email=email, subject=subject)
     if found is not None:
-        return await _link_google(session, found, provider, provider_subject), False
+        return found, False
     now = datetime.now(UTC)
     new_id = uuid.uuid4()
     inserted = await session.exec(
@@ -168,20 +174,20 @@ async def find_or_create_for_login(
         .values(
             id=new_id,
             email=email,
+            email_verified=True,
             name=name,
-            google_id=(provider_subject or None) if provider == "google" else None,
+            google_id=subject or None,
             provider=provider,
             is_active=True,
             created_at=now,
             updated_at=now,
         )
-        .on_conflict_do_nothing(
-            index_elements=[func.lower(col(User.email))], index_where=col(User.deleted_at).is_(None)
-        )
+        # No arbiter: either unique index (verified e-mail, Google subject) means a concurrent login won.
+        .on_conflict_do_nothing()
         .returning(col(User.id))
     )
     if inserted.first() is None:
-        raced = await _active_by_email(session, email)
+        raced = await _existing_for_login(session, email=email, subject=subject)
         if raced is None:  # pragma: no cover - the conflicting row was deleted in between
             raise NotFound("user not found")
         return raced, False
@@ -201,19 +207,35 @@ async def find_or_create_for_login(
     return await get_or_raise(session, user_id=new_id), True
 
 
-async def _active_by_email(session: AsyncSession, email: str) -> User | None:
-    statement = select(User).where(func.lower(User.email) == email, col(User.deleted_at).is_(None))
+async def _existing_for_login(session: AsyncSession, *, email: str, subject: str) -> User | None:
+    """Steps 1 and 2 of :func:`find_or_create_for_login`: the account this login may enter, if any."""
+    if subject:
+        statement = select(User).where(User.google_id == subject, col(User.deleted_at).is_(None))
+        linked = (await session.exec(statement)).first()
+        if linked is not None:
+            return linked
+    found = await _verified_by_email(session, email)
+    if found is None or not subject:
+        return found
+    if found.google_id is not None:
+        # Step 1 missed, so this account belongs to another Google identity: never merge the two.
+        raise FailedPrecondition(
+            "this e-mail belongs to an account linked to another Google account",
+            code="ACCOUNT_LINKED_ELSEWHERE",
+        )
+    found.google_id = subject
+    found.updated_at = datetime.now(UTC)
+    session.add(found)
+    await session.flush()
+    return found
+
+
+async def _verified_by_email(session: AsyncSession, email: str) -> User | None:
+    """The active account that holds ``email`` (lower-cased) as its verified address."""
+    statement = select(User).where(
+        func.lower(User.email) == email, col(User.email_verified).is_(True), col(User.deleted_at).is_(None)
+    )
     return (await session.exec(statement)).first()
-
-
-async def _link_google(session: AsyncSession, user: User, provider: str, subject: str) -> User:
-    """Remember the Google subject of an account first made by the test or dev login."""
-    if provider == "google" and subject and user.google_id is None:
-        user.google_id = subject
-        user.updated_at = datetime.now(UTC)
-        session.add(user)
-        await session.flush()
-    return user
 
 
 # --- users ------------------------------------------------------------------------------------------------
@@ -231,38 +253,34 @@ async def delete(session: AsyncSession, *, user_id: uuid.UUID) -> None:
 
 
 async def update(
-    session: AsyncSession,
-    *,
-    caller_id: uuid.UUID,
-    user_id: uuid.UUID,
-    email: str | None,
-    is_active: bool | None,
+    session: AsyncSession, *, caller_id: uuid.UUID, user_id: uuid.UUID, email: str | None
 ) -> User:
-    """Update the caller's own account; FORBIDDEN for anyone else's, CONFLICT for a taken e-mail."""
+    """Check an update of the caller's own account; FORBIDDEN for anyone else's.
+
+    The e-mail cannot be changed: an account's address is the one its login provider verified, and a
+    typed-in one would let anyone claim an address before its owner logs in (there is no way here to
+    prove an address, and the web client never changes it). Sending the current address is accepted.
+    """
     if caller_id != user_id:
         raise Forbidden("cannot update another user", code="FORBIDDEN")
     user = await get_or_raise(session, user_id=user_id)
     if email is not None:
         if len(email) > MAX_EMAIL:
             raise InvalidField("email", f"must be at most {MAX_EMAIL} characters")
-        address = normalize_email(email)
-        if address != user.email.lower():
-            taken = await _active_by_email(session, address)
-            if taken is not None:
-                raise AlreadyExists("another account uses this e-mail")
-            user.email = address
-    user.updated_at = datetime.now(UTC)
-    session.add(user)
-    await session.flush()
-    if is_active is False:
-        await delete(session, user_id=user_id)
+        if normalize_email(email) != user.email.lower():
+            raise InvalidField(
+                "email",
+                "cannot be changed: it is the address the account's login verified",
+                code="EMAIL_NOT_CHANGEABLE",
+            )
     return user
 
 
 async def restore(session: AsyncSession, *, caller_id: uuid.UUID, user_id: uuid.UUID) -> User:
     """Undo the caller's own soft delete (the original let anyone restore anyone).
 
-    CONFLICT when a new account took the e-mail meanwhile: two active accounts may not share one.
+    CONFLICT when a new account took the e-mail or the Google account meanwhile: two active accounts may
+    not share either.
     """
     if caller_id != user_id:
         raise Forbidden("cannot restore another user", code="FORBIDDEN")
@@ -271,14 +289,39 @@ async def restore(session: AsyncSession, *, caller_id: uuid.UUID, user_id: uuid.
         raise NotFound("user not found")
     if user.deleted_at is None and user.is_active:
         return user
-    if await _active_by_email(session, user.email.lower()) is not None:
+    if user.email_verified and await _verified_by_email(session, user.email.lower()) is not None:
         raise Conflict("a newer account uses this e-mail")
+    if user.google_id is not None:
+        linked = select(User.id).where(User.google_id == user.google_id, col(User.deleted_at).is_(None))
+        if (await session.exec(linked)).first() is not None:
+            raise Conflict("a newer account is linked to this Google account")
     user.is_active = True
     user.deleted_at = None
     user.updated_at = datetime.now(UTC)
     session.add(user)
     await session.flush()
     return user
+
+
+async def shares_workspace(session: AsyncSession, *, user_id: uuid.UUID, other_id: uuid.UUID) -> bool:
+    """Whether two users are active members of one live workspace (a user shares with itself)."""
+    if user_id == other_id:
+        return True
+    theirs = aliased(WorkspaceMember)
+    statement = (
+        select(WorkspaceMember.id)
+        .join(theirs, col(theirs.workspace_id) == col(WorkspaceMember.workspace_id))
+        .join(Workspace, col(Workspace.id) == col(WorkspaceMember.workspace_id))
+        .where(
+            WorkspaceMember.user_id == user_id,
+            col(WorkspaceMember.is_active).is_(True),
+            col(theirs.user_id) == other_id,
+            col(theirs.is_active).is_(True),
+            *_live_workspace(),  # type: ignore[arg-type]
+        )
+        .limit(1)
+    )
+    return (await session.exec(statement)).first() is not None
 
 
 async def list_by_ids(session: AsyncSession, *, user_ids: Sequence[uuid.UUID]) -> list[User]:
@@ -511,10 +554,25 @@ async def search_public_workspaces(session: AsyncSession, *, text: str) -> list[
 
 async def get_visible_workspace(
     session: AsyncSession, *, workspace_id: uuid.UUID, caller_id: uuid.UUID
-) -> Workspace:
-    """A workspace the caller may see: public, or one it is a member of; NOT_FOUND otherwise."""
-    workspace, _ = await _visible(session, workspace_id=workspace_id, caller_id=caller_id)
-    return workspace
+) -> tuple[Workspace, bool]:
+    """A workspace the caller may see: public, or one it is a member of (NOT_FOUND otherwise), and
+    whether the caller is a member."""
+    workspace, member = await _visible(session, workspace_id=workspace_id, caller_id=caller_id)
+    return workspace, member is not None
+
+
+async def member_of(
+    session: AsyncSession, *, user_id: uuid.UUID, workspace_ids: Sequence[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Those of ``workspace_ids`` the user is an active member of, in one query."""
+    if not workspace_ids:
+        return set()
+    statement = select(WorkspaceMember.workspace_id).where(
+        WorkspaceMember.user_id == user_id,
+        col(WorkspaceMember.is_active).is_(True),
+        col(WorkspaceMember.workspace_id).in_(workspace_ids),
+    )
+    return set((await session.exec(statement)).all())
 
 
 async def update_workspace(
@@ -685,7 +743,8 @@ async def invite_member(
         raise Forbidden("only the owner and admins can invite members", code="NOT_A_MANAGER")
     if role == ROLE_ADMIN and member.role_name not in MANAGER_ROLES:
         raise Forbidden("only the owner and admins can make admins", code="NOT_A_MANAGER")
-    invitee = await _active_by_email(session, address)
+    # Only a verified address names a person: an invitation must not reach whoever typed it in.
+    invitee = await _verified_by_email(session, address)
     if invitee is None:
         raise NotFound("no user with this e-mail", code="USER_NOT_FOUND")
     if await get_membership(session, workspace_id=workspace_id, user_id=invitee.id) is not None:

@@ -8,23 +8,23 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any
-from urllib.parse import quote, urlsplit
+from datetime import UTC, datetime
 
-import grpc
 import redis.asyncio as aioredis
-from google.protobuf.timestamp_pb2 import Timestamp
-from minio import Minio
+from sqlmodel.ext.asyncio.session import AsyncSession
 from wealist.user.v1 import internal_pb2, internal_pb2_grpc, user_pb2, user_pb2_grpc
 
 from mesh import (
+    Context,
     Database,
     InvalidField,
+    ObjectStore,
+    caller_id,
     close_account,
-    current_user,
     invalidate_memberships,
+    parse_uuid,
     reopen_account,
+    timestamp,
 )
 from services.user import service
 from services.user.models import (
@@ -34,67 +34,58 @@ from services.user.models import (
     UserProfile,
     Workspace,
 )
-from services.user.settings import UserSettings
 
-Context = grpc.aio.ServicerContext[Any, Any]
 # The header the web client names the current workspace with; the gateway forwards it as metadata.
 WORKSPACE_HEADER = "x-workspace-id"
 
 
-def _timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
-def _caller() -> uuid.UUID:
-    return service.parse_user_id(current_user().user_id, field="sub")
-
-
 def _ids(values: Sequence[str], *, field: str) -> list[uuid.UUID]:
-    return [service.parse_uuid(value, field=field) for value in values]
+    return [parse_uuid(value, field=field) for value in values]
 
 
 def _header_workspace(context: Context, fallback: str = "") -> uuid.UUID:
     """The workspace of a ``/api/profiles/me`` call: the X-Workspace-Id header, else the body's field."""
     for key, value in context.invocation_metadata() or ():
         if key == WORKSPACE_HEADER and isinstance(value, str) and value.strip():
-            return service.parse_uuid(value, field="X-Workspace-Id")
+            return parse_uuid(value, field="X-Workspace-Id")
     if fallback.strip():
-        return service.parse_uuid(fallback, field="workspaceId")
+        return parse_uuid(fallback, field="workspaceId")
     raise InvalidField("X-Workspace-Id", "a workspace id header is required")
 
 
-def user_message(user: User) -> user_pb2.User:
-    """The contract's UserResponse."""
+def user_message(user: User, *, with_contact: bool = True) -> user_pb2.User:
+    """The contract's UserResponse; ``with_contact=False`` leaves out the e-mail and the Google id."""
     return user_pb2.User(
         user_id=str(user.id),
-        email=user.email,
+        email=user.email if with_contact else "",
+        email_verified=user.email_verified,
         name=user.name,
-        google_id=user.google_id,
+        google_id=user.google_id if with_contact else None,
         provider=user.provider,
         is_active=user.is_active,
-        created_at=_timestamp(user.created_at),
-        updated_at=_timestamp(user.updated_at),
-        deleted_at=_timestamp(user.deleted_at),
+        created_at=timestamp(user.created_at),
+        updated_at=timestamp(user.updated_at),
+        deleted_at=timestamp(user.deleted_at),
     )
 
 
-def workspace_message(workspace: Workspace) -> user_pb2.Workspace:
-    """The contract's WorkspaceResponse."""
+def workspace_message(workspace: Workspace, *, member: bool = True) -> user_pb2.Workspace:
+    """The contract's WorkspaceResponse; for a non-member (``member=False``) without the owner's id.
+
+    A public workspace is seen by everybody, but who owns it is for its members: the owner ids of the
+    public search were a directory of users to look up.
+    """
     return user_pb2.Workspace(
         workspace_id=str(workspace.id),
-        owner_id=str(workspace.owner_id),
+        owner_id=str(workspace.owner_id) if member else "",
         workspace_name=workspace.workspace_name,
         workspace_description=workspace.workspace_description,
         is_public=workspace.is_public,
         need_approved=workspace.need_approved,
         only_owner_can_invite=workspace.only_owner_can_invite,
         is_active=workspace.is_active,
-        created_at=_timestamp(workspace.created_at),
-        deleted_at=_timestamp(workspace.deleted_at),
+        created_at=timestamp(workspace.created_at),
+        deleted_at=timestamp(workspace.deleted_at),
     )
 
 
@@ -120,8 +111,8 @@ def member_message(view: service.MemberView) -> user_pb2.WorkspaceMember:
         role_name=member.role_name,
         is_default=member.is_default,
         is_active=member.is_active,
-        joined_at=_timestamp(member.joined_at),
-        updated_at=_timestamp(member.updated_at),
+        joined_at=timestamp(member.joined_at),
+        updated_at=timestamp(member.updated_at),
         user_email=view.email,
         nick_name=view.nick_name,
         profile_image_url=view.profile_image_url,
@@ -136,8 +127,8 @@ def join_request_message(view: service.JoinRequestView) -> user_pb2.JoinRequest:
         workspace_id=str(request.workspace_id),
         user_id=str(request.user_id),
         status=request.status,
-        requested_at=_timestamp(request.requested_at),
-        updated_at=_timestamp(request.updated_at),
+        requested_at=timestamp(request.requested_at),
+        updated_at=timestamp(request.updated_at),
         user_email=view.email,
         nick_name=view.nick_name,
         workspace_name=view.workspace_name,
@@ -153,8 +144,8 @@ def profile_message(profile: UserProfile) -> user_pb2.UserProfile:
         nick_name=profile.nick_name,
         email=profile.email,
         profile_image_url=profile.profile_image_url,
-        created_at=_timestamp(profile.created_at),
-        updated_at=_timestamp(profile.updated_at),
+        created_at=timestamp(profile.created_at),
+        updated_at=timestamp(profile.updated_at),
     )
 
 
@@ -170,35 +161,9 @@ def attachment_message(attachment: Attachment) -> user_pb2.Attachment:
         file_size=attachment.file_size,
         content_type=attachment.content_type,
         uploaded_by=str(attachment.uploaded_by),
-        expires_at=_timestamp(attachment.expires_at),
-        created_at=_timestamp(attachment.created_at),
+        expires_at=timestamp(attachment.expires_at),
+        created_at=timestamp(attachment.created_at),
     )
-
-
-class ObjectStore:
-    """Presigned uploads and public URLs of the profile-picture bucket."""
-
-    def __init__(self, settings: UserSettings) -> None:
-        parts = urlsplit(settings.s3_endpoint)
-        # The region is given so that presigning stays local (no bucket-location request).
-        self.client = Minio(
-            parts.netloc,
-            access_key=settings.s3_access_key,
-            secret_key=settings.s3_secret_key,
-            secure=parts.scheme == "https",
-            region=settings.s3_region,
-        )
-        self.bucket = settings.s3_bucket
-        self.public_base = (settings.s3_public_endpoint or settings.s3_endpoint).rstrip("/")
-        self.lifetime = timedelta(seconds=settings.presign_seconds)
-
-    def upload_url(self, key: str) -> str:
-        """A presigned PUT URL for ``key``."""
-        return self.client.presigned_put_object(self.bucket, key, expires=self.lifetime)
-
-    def file_url(self, key: str) -> str:
-        """Where browsers read an object: ``<public endpoint>/<bucket>/<key>`` (path style, as MinIO)."""
-        return f"{self.public_base}/{self.bucket}/{quote(key)}"
 
 
 class UserServicer(user_pb2_grpc.UserServiceServicer):
@@ -222,53 +187,67 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.GetMyUserRequest, context: Context
     ) -> user_pb2.GetMyUserResponse:
         """The calling user's account."""
-        user_id = _caller()
+        user_id = caller_id()
         async with self.database.unit_of_work() as session:
             user = await service.get_or_raise(session, user_id=user_id)
         return user_pb2.GetMyUserResponse(user=user_message(user))
 
-    async def DeleteMyUser(
-        self, request: user_pb2.DeleteMyUserRequest, context: Context
-    ) -> user_pb2.DeleteMyUserResponse:
-        """Soft-delete the caller's account, and refuse its tokens everywhere but RestoreUser.
+    async def _close_account(self, session: AsyncSession, user_id: uuid.UUID) -> None:
+        """The one way an account is closed: soft-deleted, and its tokens refused everywhere but
+        RestoreUser.
 
         The mark goes to Redis before the commit: if Redis fails, nothing is deleted. Should the commit
         fail after it, the account is still active but its tokens reach RestoreUser only, which then
         finds it active and clears the mark.
         """
-        user_id = _caller()
+        await service.delete(session, user_id=user_id)
+        await close_account(self.redis, str(user_id))
+
+    async def DeleteMyUser(
+        self, request: user_pb2.DeleteMyUserRequest, context: Context
+    ) -> user_pb2.DeleteMyUserResponse:
+        """Close the caller's account (see ``_close_account``)."""
+        user_id = caller_id()
         async with self.database.unit_of_work() as session:
-            await service.delete(session, user_id=user_id)
-            await close_account(self.redis, str(user_id))
+            await self._close_account(session, user_id)
         return user_pb2.DeleteMyUserResponse(message="User deleted successfully")
 
     async def GetUser(self, request: user_pb2.GetUserRequest, context: Context) -> user_pb2.GetUserResponse:
-        """Any active user's account."""
-        user_id = service.parse_user_id(request.user_id)
+        """Any active user's account; the e-mail only for the user and those who share a workspace with it.
+
+        (The original showed anyone's e-mail to anyone, and public workspaces list their owners' ids.)
+        """
+        caller, user_id = caller_id(), service.parse_user_id(request.user_id)
         async with self.database.unit_of_work() as session:
             user = await service.get_or_raise(session, user_id=user_id)
-        return user_pb2.GetUserResponse(user=user_message(user))
+            shared = await service.shares_workspace(session, user_id=caller, other_id=user_id)
+        return user_pb2.GetUserResponse(user=user_message(user, with_contact=shared))
 
     async def UpdateUser(
         self, request: user_pb2.UpdateUserRequest, context: Context
     ) -> user_pb2.UpdateUserResponse:
-        """Update the caller's own account."""
-        caller, user_id = _caller(), service.parse_user_id(request.user_id)
+        """Update the caller's own account; ``isActive: false`` closes it exactly as DeleteMyUser does.
+
+        (The original soft-deleted the row here without the lock, so the account's tokens kept working and
+        refreshing.) ``isActive: true`` changes nothing: a closed account's token reaches RestoreUser only.
+        """
+        caller, user_id = caller_id(), service.parse_user_id(request.user_id)
         async with self.database.unit_of_work() as session:
             user = await service.update(
                 session,
                 caller_id=caller,
                 user_id=user_id,
                 email=request.email if request.HasField("email") else None,
-                is_active=request.is_active if request.HasField("is_active") else None,
             )
+            if request.HasField("is_active") and not request.is_active:
+                await self._close_account(session, user_id)
         return user_pb2.UpdateUserResponse(user=user_message(user))
 
     async def RestoreUser(
         self, request: user_pb2.RestoreUserRequest, context: Context
     ) -> user_pb2.RestoreUserResponse:
         """Restore the caller's own soft-deleted account, and accept its tokens again."""
-        caller, user_id = _caller(), service.parse_user_id(request.user_id)
+        caller, user_id = caller_id(), service.parse_user_id(request.user_id)
         async with self.database.unit_of_work() as session:
             user = await service.restore(session, caller_id=caller, user_id=user_id)
         # After the commit (and also for an account found active): a failure here leaves the mark, and
@@ -282,7 +261,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.CreateWorkspaceRequest, context: Context
     ) -> user_pb2.CreateWorkspaceResponse:
         """Create a workspace owned by the caller."""
-        caller = _caller()
+        caller = caller_id()
         async with self.database.unit_of_work() as session:
             workspace = await service.create_workspace(
                 session,
@@ -303,7 +282,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.ListMyWorkspacesRequest, context: Context
     ) -> user_pb2.ListMyWorkspacesResponse:
         """The caller's workspaces with its role in each."""
-        caller = _caller()
+        caller = caller_id()
         async with self.database.unit_of_work() as session:
             mine = await service.list_my_workspaces(session, caller_id=caller)
         return user_pb2.ListMyWorkspacesResponse(
@@ -314,7 +293,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
                     workspace_description=each.workspace.workspace_description or "",
                     owner=each.role == ROLE_OWNER,
                     role=each.role,
-                    created_at=_timestamp(each.workspace.created_at),
+                    created_at=timestamp(each.workspace.created_at),
                     is_default=each.is_default,
                 )
                 for each in mine
@@ -325,27 +304,30 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.SearchPublicWorkspacesRequest, context: Context
     ) -> user_pb2.SearchPublicWorkspacesResponse:
         """Public workspaces by name."""
-        _caller()
+        caller = caller_id()
         async with self.database.unit_of_work() as session:
             found = await service.search_public_workspaces(session, text=request.workspace_name)
-        return user_pb2.SearchPublicWorkspacesResponse(workspaces=[workspace_message(w) for w in found])
+            mine = await service.member_of(session, user_id=caller, workspace_ids=[w.id for w in found])
+        return user_pb2.SearchPublicWorkspacesResponse(
+            workspaces=[workspace_message(w, member=w.id in mine) for w in found]
+        )
 
     async def GetWorkspace(
         self, request: user_pb2.GetWorkspaceRequest, context: Context
     ) -> user_pb2.GetWorkspaceResponse:
         """One workspace the caller may see."""
-        caller, workspace_id = _caller(), service.parse_uuid(request.workspace_id, field="workspaceId")
+        caller, workspace_id = caller_id(), parse_uuid(request.workspace_id, field="workspaceId")
         async with self.database.unit_of_work() as session:
-            workspace = await service.get_visible_workspace(
+            workspace, member = await service.get_visible_workspace(
                 session, workspace_id=workspace_id, caller_id=caller
             )
-        return user_pb2.GetWorkspaceResponse(workspace=workspace_message(workspace))
+        return user_pb2.GetWorkspaceResponse(workspace=workspace_message(workspace, member=member))
 
     async def UpdateWorkspace(
         self, request: user_pb2.UpdateWorkspaceRequest, context: Context
     ) -> user_pb2.UpdateWorkspaceResponse:
         """Update a workspace (OWNER or ADMIN)."""
-        caller, workspace_id = _caller(), service.parse_uuid(request.workspace_id, field="workspaceId")
+        caller, workspace_id = caller_id(), parse_uuid(request.workspace_id, field="workspaceId")
         async with self.database.unit_of_work() as session:
             workspace = await service.update_workspace(
                 session,
@@ -364,7 +346,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.DeleteWorkspaceRequest, context: Context
     ) -> user_pb2.DeleteWorkspaceResponse:
         """Soft-delete a workspace (OWNER only)."""
-        caller, workspace_id = _caller(), service.parse_uuid(request.workspace_id, field="workspaceId")
+        caller, workspace_id = caller_id(), parse_uuid(request.workspace_id, field="workspaceId")
         async with self.database.unit_of_work() as session:
             await service.delete_workspace(session, caller_id=caller, workspace_id=workspace_id)
         await self._memberships_changed(workspace_id)
@@ -374,7 +356,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.SetDefaultWorkspaceRequest, context: Context
     ) -> user_pb2.SetDefaultWorkspaceResponse:
         """Make a workspace the caller's default."""
-        caller, workspace_id = _caller(), service.parse_uuid(request.workspace_id, field="workspaceId")
+        caller, workspace_id = caller_id(), parse_uuid(request.workspace_id, field="workspaceId")
         async with self.database.unit_of_work() as session:
             await service.set_default_workspace(session, caller_id=caller, workspace_id=workspace_id)
         return user_pb2.SetDefaultWorkspaceResponse(message="Default workspace set successfully")
@@ -383,7 +365,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.GetWorkspaceSettingsRequest, context: Context
     ) -> user_pb2.GetWorkspaceSettingsResponse:
         """A workspace's settings (members only)."""
-        caller, workspace_id = _caller(), service.parse_uuid(request.workspace_id, field="workspaceId")
+        caller, workspace_id = caller_id(), parse_uuid(request.workspace_id, field="workspaceId")
         async with self.database.unit_of_work() as session:
             workspace = await service.get_settings(session, caller_id=caller, workspace_id=workspace_id)
         return user_pb2.GetWorkspaceSettingsResponse(settings=settings_message(workspace))
@@ -392,7 +374,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.UpdateWorkspaceSettingsRequest, context: Context
     ) -> user_pb2.UpdateWorkspaceSettingsResponse:
         """Update a workspace's settings (OWNER or ADMIN)."""
-        caller, workspace_id = _caller(), service.parse_uuid(request.workspace_id, field="workspaceId")
+        caller, workspace_id = caller_id(), parse_uuid(request.workspace_id, field="workspaceId")
         async with self.database.unit_of_work() as session:
             workspace = await service.update_workspace(
                 session,
@@ -416,7 +398,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.ListWorkspaceMembersRequest, context: Context
     ) -> user_pb2.ListWorkspaceMembersResponse:
         """The active members (members only)."""
-        caller, workspace_id = _caller(), service.parse_uuid(request.workspace_id, field="workspaceId")
+        caller, workspace_id = caller_id(), parse_uuid(request.workspace_id, field="workspaceId")
         async with self.database.unit_of_work() as session:
             views = await service.list_members(session, caller_id=caller, workspace_id=workspace_id)
         return user_pb2.ListWorkspaceMembersResponse(members=[member_message(view) for view in views])
@@ -425,7 +407,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.InviteWorkspaceMemberRequest, context: Context
     ) -> user_pb2.InviteWorkspaceMemberResponse:
         """Add a user by e-mail."""
-        caller, workspace_id = _caller(), service.parse_uuid(request.workspace_id, field="workspaceId")
+        caller, workspace_id = caller_id(), parse_uuid(request.workspace_id, field="workspaceId")
         async with self.database.unit_of_work() as session:
             view = await service.invite_member(
                 session,
@@ -441,9 +423,9 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.UpdateWorkspaceMemberRoleRequest, context: Context
     ) -> user_pb2.UpdateWorkspaceMemberRoleResponse:
         """Change a member's role."""
-        caller = _caller()
-        workspace_id = service.parse_uuid(request.workspace_id, field="workspaceId")
-        member_id = service.parse_uuid(request.member_id, field="memberId")
+        caller = caller_id()
+        workspace_id = parse_uuid(request.workspace_id, field="workspaceId")
+        member_id = parse_uuid(request.member_id, field="memberId")
         async with self.database.unit_of_work() as session:
             view = await service.update_member_role(
                 session,
@@ -459,9 +441,9 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.RemoveWorkspaceMemberRequest, context: Context
     ) -> user_pb2.RemoveWorkspaceMemberResponse:
         """Remove a member, or leave."""
-        caller = _caller()
-        workspace_id = service.parse_uuid(request.workspace_id, field="workspaceId")
-        member_id = service.parse_uuid(request.member_id, field="memberId")
+        caller = caller_id()
+        workspace_id = parse_uuid(request.workspace_id, field="workspaceId")
+        member_id = parse_uuid(request.member_id, field="memberId")
         async with self.database.unit_of_work() as session:
             removed = await service.remove_member(
                 session, caller_id=caller, workspace_id=workspace_id, member_id=member_id
@@ -473,8 +455,8 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.ValidateWorkspaceMemberRequest, context: Context
     ) -> user_pb2.ValidateWorkspaceMemberResponse:
         """Whether a user is a member (asked by a member)."""
-        caller = _caller()
-        workspace_id = service.parse_uuid(request.workspace_id, field="workspaceId")
+        caller = caller_id()
+        workspace_id = parse_uuid(request.workspace_id, field="workspaceId")
         user_id = service.parse_user_id(request.user_id)
         async with self.database.unit_of_work() as session:
             found = await service.validate_member(
@@ -497,8 +479,8 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         return user_pb2.RejectWorkspaceMemberResponse(join_request=join_request_message(view))
 
     async def _decide(self, workspace: str, user: str, *, approve: bool) -> service.JoinRequestView:
-        caller = _caller()
-        workspace_id = service.parse_uuid(workspace, field="workspaceId")
+        caller = caller_id()
+        workspace_id = parse_uuid(workspace, field="workspaceId")
         user_id = service.parse_user_id(user)
         async with self.database.unit_of_work() as session:
             view = await service.decide_pending_of_user(
@@ -513,7 +495,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.CreateJoinRequestRequest, context: Context
     ) -> user_pb2.CreateJoinRequestResponse:
         """Ask to join a public workspace."""
-        caller, workspace_id = _caller(), service.parse_uuid(request.workspace_id, field="workspaceId")
+        caller, workspace_id = caller_id(), parse_uuid(request.workspace_id, field="workspaceId")
         async with self.database.unit_of_work() as session:
             view = await service.create_join_request(session, caller_id=caller, workspace_id=workspace_id)
         return user_pb2.CreateJoinRequestResponse(join_request=join_request_message(view))
@@ -522,7 +504,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.ListJoinRequestsRequest, context: Context
     ) -> user_pb2.ListJoinRequestsResponse:
         """A workspace's join requests (OWNER or ADMIN)."""
-        caller, workspace_id = _caller(), service.parse_uuid(request.workspace_id, field="workspaceId")
+        caller, workspace_id = caller_id(), parse_uuid(request.workspace_id, field="workspaceId")
         async with self.database.unit_of_work() as session:
             views = await service.list_join_requests(
                 session, caller_id=caller, workspace_id=workspace_id, status=request.status
@@ -533,9 +515,9 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.ProcessJoinRequestRequest, context: Context
     ) -> user_pb2.ProcessJoinRequestResponse:
         """Approve or reject a join request by id."""
-        caller = _caller()
-        workspace_id = service.parse_uuid(request.workspace_id, field="workspaceId")
-        request_id = service.parse_uuid(request.request_id, field="requestId")
+        caller = caller_id()
+        workspace_id = parse_uuid(request.workspace_id, field="workspaceId")
+        request_id = parse_uuid(request.request_id, field="requestId")
         async with self.database.unit_of_work() as session:
             view = await service.process_join_request(
                 session,
@@ -553,7 +535,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.CreateProfileRequest, context: Context
     ) -> user_pb2.CreateProfileResponse:
         """Create the caller's profile in a workspace."""
-        caller, workspace_id = _caller(), service.parse_uuid(request.workspace_id, field="workspaceId")
+        caller, workspace_id = caller_id(), parse_uuid(request.workspace_id, field="workspaceId")
         async with self.database.unit_of_work() as session:
             profile = await service.create_profile(
                 session,
@@ -570,7 +552,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.GetMyProfileRequest, context: Context
     ) -> user_pb2.GetMyProfileResponse:
         """The caller's profile in the X-Workspace-Id workspace, else the default one."""
-        caller, workspace_id = _caller(), _header_workspace(context)
+        caller, workspace_id = caller_id(), _header_workspace(context)
         async with self.database.unit_of_work() as session:
             profile = await service.get_profile_or_raise(session, workspace_id=workspace_id, user_id=caller)
         return user_pb2.GetMyProfileResponse(profile=profile_message(profile))
@@ -579,7 +561,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.ListMyProfilesRequest, context: Context
     ) -> user_pb2.ListMyProfilesResponse:
         """Every profile of the caller."""
-        caller = _caller()
+        caller = caller_id()
         async with self.database.unit_of_work() as session:
             profiles = await service.list_my_profiles(session, caller_id=caller)
         return user_pb2.ListMyProfilesResponse(profiles=[profile_message(p) for p in profiles])
@@ -588,7 +570,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.UpdateMyProfileRequest, context: Context
     ) -> user_pb2.UpdateMyProfileResponse:
         """Create or update the caller's profile in the X-Workspace-Id workspace."""
-        caller, workspace_id = _caller(), _header_workspace(context, request.workspace_id)
+        caller, workspace_id = caller_id(), _header_workspace(context, request.workspace_id)
         async with self.database.unit_of_work() as session:
             profile = await service.update_my_profile(
                 session,
@@ -605,8 +587,8 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.GetWorkspaceUserProfileRequest, context: Context
     ) -> user_pb2.GetWorkspaceUserProfileResponse:
         """A member's profile, seen by a member."""
-        caller = _caller()
-        workspace_id = service.parse_uuid(request.workspace_id, field="workspaceId")
+        caller = caller_id()
+        workspace_id = parse_uuid(request.workspace_id, field="workspaceId")
         user_id = service.parse_user_id(request.user_id)
         async with self.database.unit_of_work() as session:
             profile = await service.get_member_profile(
@@ -618,7 +600,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.DeleteMyWorkspaceProfileRequest, context: Context
     ) -> user_pb2.DeleteMyWorkspaceProfileResponse:
         """Delete the caller's profile in a workspace."""
-        caller, workspace_id = _caller(), service.parse_uuid(request.workspace_id, field="workspaceId")
+        caller, workspace_id = caller_id(), parse_uuid(request.workspace_id, field="workspaceId")
         async with self.database.unit_of_work() as session:
             await service.delete_my_workspace_profile(session, caller_id=caller, workspace_id=workspace_id)
         return user_pb2.DeleteMyWorkspaceProfileResponse(message="Profile deleted successfully")
@@ -627,24 +609,25 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.CreateProfileImageUploadUrlRequest, context: Context
     ) -> user_pb2.CreateProfileImageUploadUrlResponse:
         """A presigned PUT URL for a new profile picture."""
-        caller = _caller()
+        caller = caller_id()
         name, _ = service.check_image(
             file_name=request.file_name, content_type=request.content_type, file_size=request.file_size
         )
         key = service.profile_image_key(user_id=caller, file_name=name)
-        expires = datetime.now(UTC) + self.store.lifetime
+        lifetime = self.store.upload_lifetime
         return user_pb2.CreateProfileImageUploadUrlResponse(
-            upload_url=self.store.upload_url(key),
+            # Bound to the declared type and size: S3 refuses any other PUT to this URL.
+            upload_url=self.store.upload_url(key, content_type=request.content_type, size=request.file_size),
             file_key=key,
-            expires_at=_timestamp(expires),
-            expires_in=int(self.store.lifetime.total_seconds()),
+            expires_at=timestamp(datetime.now(UTC) + lifetime),
+            expires_in=int(lifetime.total_seconds()),
         )
 
     async def CreateProfileImageAttachment(
         self, request: user_pb2.CreateProfileImageAttachmentRequest, context: Context
     ) -> user_pb2.CreateProfileImageAttachmentResponse:
         """Record an uploaded picture."""
-        caller = _caller()
+        caller = caller_id()
         async with self.database.unit_of_work() as session:
             attachment = await service.create_attachment(
                 session,
@@ -653,16 +636,26 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
                 file_name=request.file_name,
                 content_type=request.content_type,
                 file_size=request.file_size,
-                file_url=self.store.file_url(request.file_key.strip()),
+                file_url=self.store.public_url(request.file_key.strip()),
             )
+            # What was PUT must be what was declared (a server that ignores the signed headers would
+            # take anything): otherwise the row is not kept. Accepted, it is served as a download.
+            problem = await self.store.accept_upload(
+                attachment.file_key,
+                size=attachment.file_size,
+                content_type=attachment.content_type,
+                file_name=attachment.file_name,
+            )
+            if problem is not None:
+                raise InvalidField("fileKey", problem)
         return user_pb2.CreateProfileImageAttachmentResponse(attachment=attachment_message(attachment))
 
     async def UpdateMyProfileImage(
         self, request: user_pb2.UpdateMyProfileImageRequest, context: Context
     ) -> user_pb2.UpdateMyProfileImageResponse:
         """Use an uploaded picture on the caller's X-Workspace-Id profile."""
-        caller, workspace_id = _caller(), _header_workspace(context, request.workspace_id)
-        attachment_id = service.parse_uuid(request.attachment_id, field="attachmentId")
+        caller, workspace_id = caller_id(), _header_workspace(context, request.workspace_id)
+        attachment_id = parse_uuid(request.attachment_id, field="attachmentId")
         async with self.database.unit_of_work() as session:
             profile = await service.set_profile_image(
                 session, caller_id=caller, workspace_id=workspace_id, attachment_id=attachment_id
@@ -716,7 +709,7 @@ class UserInternalServicer(internal_pb2_grpc.UserInternalServiceServicer):
     async def _memberships(
         self, workspace: str, users: Sequence[str]
     ) -> list[internal_pb2.WorkspaceMembership]:
-        workspace_id = service.parse_uuid(workspace, field="workspaceId")
+        workspace_id = parse_uuid(workspace, field="workspaceId")
         user_ids = _ids(users, field="userIds")
         async with self.database.unit_of_work() as session:
             roles = await service.memberships(session, workspace_id=workspace_id, user_ids=user_ids)
@@ -763,7 +756,7 @@ class UserInternalServicer(internal_pb2_grpc.UserInternalServiceServicer):
         self, request: internal_pb2.GetProfileRequest, context: Context
     ) -> internal_pb2.GetProfileResponse:
         """A user's workspace profile, else its default one."""
-        workspace_id = service.parse_uuid(request.workspace_id, field="workspaceId")
+        workspace_id = parse_uuid(request.workspace_id, field="workspaceId")
         user_id = service.parse_user_id(request.user_id)
         async with self.database.unit_of_work() as session:
             profile = await service.get_profile_or_raise(session, workspace_id=workspace_id, user_id=user_id)
@@ -773,7 +766,7 @@ class UserInternalServicer(internal_pb2_grpc.UserInternalServiceServicer):
         self, request: internal_pb2.GetProfilesRequest, context: Context
     ) -> internal_pb2.GetProfilesResponse:
         """Many users' profiles in one workspace, in request order."""
-        workspace_id = service.parse_uuid(request.workspace_id, field="workspaceId")
+        workspace_id = parse_uuid(request.workspace_id, field="workspaceId")
         user_ids = _ids(request.user_ids, field="userIds")
         async with self.database.unit_of_work() as session:
             found = await service.profiles_for(session, workspace_id=workspace_id, user_ids=user_ids)
@@ -787,7 +780,7 @@ class UserInternalServicer(internal_pb2_grpc.UserInternalServiceServicer):
         self, request: internal_pb2.UserInternalServiceGetWorkspaceRequest, context: Context
     ) -> internal_pb2.UserInternalServiceGetWorkspaceResponse:
         """A live workspace."""
-        workspace_id = service.parse_uuid(request.workspace_id, field="workspaceId")
+        workspace_id = parse_uuid(request.workspace_id, field="workspaceId")
         async with self.database.unit_of_work() as session:
             workspace = await service.get_workspace_or_raise(session, workspace_id=workspace_id)
         return internal_pb2.UserInternalServiceGetWorkspaceResponse(
@@ -799,6 +792,6 @@ class UserInternalServicer(internal_pb2_grpc.UserInternalServiceServicer):
                 is_public=workspace.is_public,
                 need_approved=workspace.need_approved,
                 only_owner_can_invite=workspace.only_owner_can_invite,
-                created_at=_timestamp(workspace.created_at),
+                created_at=timestamp(workspace.created_at),
             )
         )

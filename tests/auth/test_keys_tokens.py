@@ -17,10 +17,12 @@ import pytest
 import redis.asyncio
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from joserfc import jwt
 from joserfc.jwk import RSAKey
+from joserfc.jws import JWSRegistry
 
-from mesh._errors import InvalidField, Unauthenticated
-from mesh._tokens import TokenVerifier, blacklist_key, peek_header
+from mesh import InvalidField, TokenVerifier, Unauthenticated, blacklist_key, peek_header, session_ended_key
+from services.auth import __main__ as auth_main
 from services.auth.__main__ import load_keys
 from services.auth.keys import KeyRing
 from services.auth.settings import AuthSettings
@@ -32,6 +34,7 @@ USER = "0b7e7c1e-3c1f-4e55-8f7a-4b1d2f0d9c3e"
 ACCESS_TTL = 1800
 REFRESH_TTL = 7200
 RETIRE_AFTER = REFRESH_TTL
+RS256 = JWSRegistry(algorithms=["RS256"])
 
 # --- fixtures (shared ones will move to conftest.py) ----------------------------------------------------
 
@@ -186,10 +189,12 @@ def test_a_rotated_key_is_published_before_it_signs(ring: KeyRing, key_dir: Path
     assert [k.kid for k in ring.published()] == [new.kid]
 
 
-def _auth_command(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "WEALIST_STATE_DIR": str(tmp_path / "state")}
+def _auth_command(
+    tmp_path: Path, *args: str, state: str = "state", cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "WEALIST_STATE_DIR": str(tmp_path / state)}
     command = [sys.executable, "-m", "services.auth", *args]
-    return subprocess.run(command, check=False, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(command, check=False, env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
 def test_the_rotate_key_command_rotates_the_folders_ring(
@@ -210,6 +215,38 @@ def test_the_rotate_key_command_rotates_the_folders_ring(
     assert ring.current.kid == kid not in (old.kid, next_kid)
     assert _auth_command(tmp_path, "rotate-key", "later").returncode != 0
     assert ring.current.kid == kid
+
+
+def test_rotate_key_works_from_any_directory_and_refuses_a_folder_without_a_ring(
+    ring: KeyRing, tmp_path: Path, clock: FakeClock
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    rotated = _auth_command(tmp_path, "rotate-key", "--now", cwd=elsewhere)
+    assert rotated.returncode == 0, rotated.stderr
+    clock.advance(1)
+    assert ring.current.kid == rotated.stdout.strip().rsplit(" ", 1)[-1]
+
+    # A folder no auth runs with: an error, not a new ring nobody reads.
+    wrong = _auth_command(tmp_path, "rotate-key", state="not-the-state", cwd=elsewhere)
+    assert wrong.returncode != 0
+    assert "no signing keys in" in wrong.stderr
+    assert not (tmp_path / "not-the-state").exists()
+    assert not (elsewhere / ".state").exists()
+
+
+def test_rotate_key_defaults_to_the_repositorys_state_folder_not_the_current_one(
+    ring: KeyRing, key_dir: Path, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("WEALIST_STATE_DIR", raising=False)
+    monkeypatch.setattr(auth_main, "REPO_STATE_DIR", key_dir.parent.parent)  # <state>/auth/keys
+    monkeypatch.chdir(tmp_path)
+
+    kid = auth_main.rotate_key(AuthSettings(), now=True)
+
+    clock.advance(1)
+    assert ring.current.kid == kid
+    assert not (tmp_path / ".state").exists()
 
 
 def test_two_processes_starting_on_an_empty_folder_agree_on_one_key(key_dir: Path) -> None:
@@ -325,8 +362,9 @@ def test_issued_tokens_have_the_contract_header_and_claims(
     for token in (pair.access_token, pair.refresh_token):
         assert peek_header(token) == {"typ": "JWT", "alg": "RS256", "kid": ring.current.kid}
     access, refresh = _payload(pair.access_token), _payload(pair.refresh_token)
-    assert set(access) == {"sub", "iss", "iat", "exp", "type", "email", "jti"}
+    assert set(access) == {"sub", "iss", "iat", "exp", "type", "email", "jti", "sid"}
     assert access["sub"] == refresh["sub"] == USER
+    assert access["sid"] == refresh["sid"] == pair.session_id
     assert access["iss"] == ISSUER
     assert access["iat"] == refresh["iat"] == now
     assert (access["exp"], refresh["exp"]) == (now + ACCESS_TTL, now + REFRESH_TTL)
@@ -345,6 +383,8 @@ def test_blank_email_is_left_out(issuer: TokenIssuer, email: str | None) -> None
 def test_two_pairs_in_the_same_second_differ(issuer: TokenIssuer) -> None:
     first = issuer.issue_pair(user_id=USER, email=None)
     second = issuer.issue_pair(user_id=USER, email=None)
+
+    assert first.session_id != second.session_id  # two logins, two sessions
 
     assert first.access_token != second.access_token
     assert first.refresh_token != second.refresh_token
@@ -425,6 +465,9 @@ async def test_refresh_rotates_and_the_old_refresh_token_is_then_refused(
     # the new refresh token works, once
     third = await service.refresh(second.refresh_token)
     assert third.user_id == USER
+    # every rotation stays in the login's session
+    assert first.session_id == second.session_id == third.session_id
+    assert _payload(third.refresh_token)["sid"] == first.session_id
     assert await _refused_code(service.refresh(second.refresh_token)) == "TOKEN_REVOKED"
 
 
@@ -479,26 +522,50 @@ async def test_refresh_marks_the_old_token_only_for_its_remaining_lifetime(
 # --- logout -------------------------------------------------------------------------------------------
 
 
-async def test_logout_revokes_access_and_refresh(service: TokenService) -> None:
-    pair = service.issue_pair(user_id=USER, email=None)
-
-    await service.logout(pair.access_token, pair.refresh_token)
-
-    assert await _refused_code(service.validate(pair.access_token)) == "TOKEN_REVOKED"
-    assert await _refused_code(service.refresh(pair.refresh_token)) == "TOKEN_REVOKED"
-
-
-async def test_logout_without_refresh_token_revokes_access_only(
-    service: TokenService, rds: redis.asyncio.Redis, clock: FakeClock
+async def test_logout_with_the_access_token_alone_ends_the_whole_session(
+    service: TokenService, verifier: TokenVerifier, rds: redis.asyncio.Redis, clock: FakeClock
 ) -> None:
-    pair = service.issue_pair(user_id=USER, email=None)
+    """What the web client does: POST /logout with the Bearer access token and no body."""
+    login = service.issue_pair(user_id=USER, email=None)
     clock.advance(30)
+    rotated = await service.refresh(login.refresh_token)
+    other_login = service.issue_pair(user_id=USER, email=None)  # another device of the same user
 
-    await service.logout(pair.access_token)
+    await service.logout(rotated.access_token)
 
-    assert await _refused_code(service.validate(pair.access_token)) == "TOKEN_REVOKED"
-    assert 1769_000 <= await rds.pttl(blacklist_key(pair.access_token)) <= 1770_000
-    assert (await service.refresh(pair.refresh_token)).user_id == USER
+    assert await _refused_code(service.validate(rotated.access_token)) == "TOKEN_REVOKED"
+    # The rest of the session is refused too: the refresh token, and the older access token.
+    assert await _refused_code(service.refresh(rotated.refresh_token)) == "SESSION_ENDED"
+    assert await _refused_code(verifier.verify(login.access_token)) == "SESSION_ENDED"
+    assert await _refused_code(verifier.verify(rotated.refresh_token, expected_type="refresh")) == (
+        "SESSION_ENDED"
+    )
+    # The mark lasts as long as a refresh token of the session can: every refresh starts a new one.
+    assert REFRESH_TTL - 1 <= await rds.ttl(session_ended_key(login.session_id)) <= REFRESH_TTL
+    assert 1799_000 <= await rds.pttl(blacklist_key(rotated.access_token)) <= 1800_000
+    # The other login is untouched.
+    assert (await service.validate(other_login.access_token)).user_id == USER
+    assert (await service.refresh(other_login.refresh_token)).user_id == USER
+
+
+async def test_logout_also_ends_the_session_of_a_refresh_token_it_is_given(service: TokenService) -> None:
+    pair = service.issue_pair(user_id=USER, email=None)
+    older_login = service.issue_pair(user_id=USER, email=None)
+
+    await service.logout(pair.access_token, older_login.refresh_token)
+
+    assert await _refused_code(service.refresh(pair.refresh_token)) == "SESSION_ENDED"
+    assert await _refused_code(service.validate(older_login.access_token)) == "SESSION_ENDED"
+
+
+async def test_a_refresh_racing_a_logout_yields_tokens_of_the_ended_session(service: TokenService) -> None:
+    pair = service.issue_pair(user_id=USER, email=None)
+    renewed = await service.refresh(pair.refresh_token)
+
+    await service.logout(pair.access_token)  # the old access token still names the session
+
+    assert await _refused_code(service.validate(renewed.access_token)) == "SESSION_ENDED"
+    assert await _refused_code(service.refresh(renewed.refresh_token)) == "SESSION_ENDED"
 
 
 async def test_logout_ignores_a_bad_refresh_token(service: TokenService) -> None:
@@ -511,6 +578,30 @@ async def test_logout_ignores_a_bad_refresh_token(service: TokenService) -> None
 
     assert await _refused_code(service.validate(pair.access_token)) == "TOKEN_REVOKED"
     assert (await service.refresh(other_users.refresh_token)).user_id == other_users.user_id
+
+
+async def test_a_token_from_before_sessions_is_still_logged_out_and_refreshes_into_a_session(
+    service: TokenService, ring: KeyRing, clock: FakeClock
+) -> None:
+    legacy = _legacy_pair(ring, clock)
+
+    renewed = await service.refresh(legacy[1])
+    assert _payload(renewed.access_token)["sid"] == renewed.session_id
+    await service.logout(legacy[0])
+
+    assert await _refused_code(service.validate(legacy[0])) == "TOKEN_REVOKED"
+
+
+def _legacy_pair(ring: KeyRing, clock: FakeClock) -> tuple[str, str]:
+    """An access and a refresh token as auth issued them before ``sid`` existed."""
+    now = int(clock.now)
+
+    def sign(kind: str, ttl: int) -> str:
+        claims = {"sub": USER, "iss": ISSUER, "iat": now, "exp": now + ttl, "type": kind, "jti": kind}
+        header = {"alg": "RS256", "kid": ring.current.kid}
+        return jwt.encode(header, claims, ring.current.key, registry=RS256)
+
+    return sign("access", ACCESS_TTL), sign("refresh", REFRESH_TTL)
 
 
 async def test_logout_requires_a_valid_access_token(service: TokenService, clock: FakeClock) -> None:
@@ -532,3 +623,40 @@ async def test_validate_accepts_access_tokens_only(service: TokenService) -> Non
 
     assert (claims.user_id, claims.email, claims.token_type) == (USER, "kim@wealist.co.kr", "access")
     assert await _refused_code(service.validate(pair.refresh_token)) == "TOKEN_WRONG_TYPE"
+
+
+# --- the cost of a check ------------------------------------------------------------------------------
+
+
+class _CountingRedis(redis.asyncio.Redis):
+    """A Redis client that records the commands it sends."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(connection_pool=redis.asyncio.ConnectionPool.from_url(url))
+        self.commands: list[str] = []
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.commands.append(str(args[0]))
+        return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+
+
+async def test_checking_a_token_of_a_session_is_one_redis_round_trip(
+    ring: KeyRing, issuer: TokenIssuer, redis_url: str, clock: FakeClock
+) -> None:
+    counting = _CountingRedis(redis_url)
+    verifier = TokenVerifier(jwks=CountingJwks(ring), redis=counting, issuer=ISSUER, clock=clock)
+    pair = issuer.issue_pair(user_id=USER, email=None)
+    try:
+        await verifier.verify(pair.access_token)
+        assert counting.commands == ["MGET"]  # blacklist, session and account in one
+        await TokenService(issuer=issuer, verifier=verifier, redis=counting, clock=clock).logout(
+            pair.access_token
+        )
+        counting.commands.clear()
+        assert await _refused_code(verifier.verify(pair.refresh_token, expected_type="refresh")) == (
+            "SESSION_ENDED"
+        )
+        assert counting.commands == ["MGET"]
+    finally:
+        await counting.aclose()
+        await counting.connection_pool.disconnect()  # a pool handed in is not closed with the client

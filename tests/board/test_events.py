@@ -27,8 +27,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from devstack import StackInfo
-from mesh import membership_key
-from mesh._membership import generation_key
+from mesh import generation_key, membership_key
 from services.board import events
 from tests.board.support import BOARD, USER, Person, Team, call, project, remove_from_workspace, team
 from tests.integration.helpers import extra_service, in_process_gateway

@@ -36,9 +36,9 @@ from mesh import (
     all_services,
     current_call,
     ensure_dev_pki,
+    http_server,
     load_tls,
 )
-from mesh._http import http_server
 from tools.protogen import PROTO_ROOT, _googleapis_root
 
 PROTOS = Path(__file__).parent / "protos"

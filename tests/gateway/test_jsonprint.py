@@ -44,8 +44,7 @@ from wealist.board.v1 import board_pb2
 
 from gateway import jsonprint
 from gateway.jsonprint import encode, message_to_dict, printer_for, printer_of
-from mesh import all_services
-from mesh._descriptors import all_files
+from mesh import all_files, all_services
 
 PROTOS = Path(__file__).parent / "protos"
 
@@ -627,7 +626,8 @@ def test_enum_json_name_option() -> None:
         pool.FindFileByName(file.name)
     except KeyError:
         pool.Add(file)
-    cls = message_factory.GetMessageClass(pool.FindMessageTypeByName("meshtest.enumoption.Holder"))
+    # A class made from a descriptor at run time: its fields are unknown to the type checker.
+    cls: Any = message_factory.GetMessageClass(pool.FindMessageTypeByName("meshtest.enumoption.Holder"))
     assert _printed(cls(shade=1)) == {"shade": "dark"}
     assert _printed(cls()) == {"shade": "SHADE_UNSPECIFIED"}
 
@@ -647,7 +647,7 @@ def test_types_of_one_name_from_another_pool_are_not_confused(kinds: tuple[Modul
     )  # fmt: skip
     pool.Add(file)
     assert _printed(pb2.Scalars())["int32Value"] == 0
-    cls = message_factory.GetMessageClass(pool.FindMessageTypeByName("meshtest.v1.Scalars"))
+    cls: Any = message_factory.GetMessageClass(pool.FindMessageTypeByName("meshtest.v1.Scalars"))
     assert _printed(cls(only="x")) == {"only": "x"}
     assert _printed(pb2.Scalars())["int32Value"] == 0
 

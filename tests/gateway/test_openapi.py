@@ -552,7 +552,7 @@ def test_printed_json_validates_against_the_schema(
     synthetic: FileDescriptor, synthetic_doc: dict[str, Any]
 ) -> None:
     """What json_format prints for a full message is an instance of the generated schema."""
-    sample_class = message_factory.GetMessageClass(synthetic.message_types_by_name["Sample"])
+    sample_class: Any = message_factory.GetMessageClass(synthetic.message_types_by_name["Sample"])
     sample: Any = sample_class(
         big=-(2**40),
         ubig=2**63,

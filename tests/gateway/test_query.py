@@ -134,7 +134,8 @@ def _probe_descriptor() -> Descriptor:
 
 
 PROBE = _probe_descriptor()
-Probe = message_factory.GetMessageClass(PROBE)
+# Made from a descriptor at run time: its fields are unknown to the type checker.
+Probe: Any = message_factory.GetMessageClass(PROBE)
 
 
 def _query(*params: tuple[str, str], bound: tuple[str, ...] = ()) -> Any:

@@ -31,7 +31,7 @@ from uvicorn.logging import AccessFormatter
 from devstack import StackInfo
 from devstack.supervisor import ServiceSpec, build_service_env
 from gateway.redact import REDACTED, TokenRedactor, redact, redact_uvicorn_logs
-from mesh._logging import JsonFormatter
+from mesh import JsonFormatter
 from tests.conftest import STACK_ENV
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.c2lnbmF0dXJl"

@@ -25,7 +25,7 @@ from devstack import ServiceSpec, StackInfo, build_service_env, free_port
 from devstack.supervisor import REPO_ROOT
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from mesh._http import http_server
+from mesh import http_server
 from tests.conftest import STACK_ENV, Mesh
 
 

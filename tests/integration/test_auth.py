@@ -119,7 +119,7 @@ async def test_logout_revokes_the_token_in_every_service(mesh: Mesh) -> None:
     assert error_reason(by_user.value) == "TOKEN_REVOKED"
     with pytest.raises(grpc.aio.AioRpcError) as by_refresh:
         await auth.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token=pair.refresh_token))
-    assert error_reason(by_refresh.value) == "TOKEN_REVOKED"
+    assert error_reason(by_refresh.value) == "SESSION_ENDED"
 
 
 async def test_validate_token_returns_the_claims(mesh: Mesh) -> None:

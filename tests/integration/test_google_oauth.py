@@ -411,3 +411,31 @@ async def test_google_failing_lands_with_an_error(
     finally:
         google.outage = False
     assert _failed_landing(location) == "oauth_provider_failed"
+
+
+async def test_a_google_account_never_lands_in_an_account_linked_to_another(
+    oauth: auth_pb2_grpc.AuthServiceAsyncStub, google: FakeGoogle, mesh: Mesh
+) -> None:
+    """Linking is by Google's subject: another Google account with the same address is refused."""
+    owner = google_account("owner")
+    _, tokens = await _login(oauth, google, owner)
+    impostor = GoogleAccount(sub=str(secrets.randbelow(10**20)), email=owner.email, name="Impostor")
+    consent_url = await _start(oauth)
+    code = google.consent(consent_url, impostor)
+    location = await _complete(oauth, code=code, state=_query(consent_url)[1]["state"])
+    assert _failed_landing(location) == "account_linked_elsewhere"
+    # The owner still logs in to the same account.
+    _, again = await _login(oauth, google, owner)
+    assert again["userId"] == tokens["userId"]
+    me = await _users(mesh).GetMyUser(user_pb2.GetMyUserRequest(), metadata=bearer(again["accessToken"]))
+    assert me.user.google_id == owner.sub
+
+
+async def test_a_google_profile_without_a_subject_is_refused(
+    oauth: auth_pb2_grpc.AuthServiceAsyncStub, google: FakeGoogle
+) -> None:
+    """Accounts are linked by Google's subject: a login that names none cannot be placed."""
+    nameless = GoogleAccount(sub="", email=unique_email("nosub"), name="No Sub")
+    where, params = await _login(oauth, google, nameless)
+    assert where == WEB_CALLBACK
+    assert params == {"error": "oauth_userinfo_failed"}

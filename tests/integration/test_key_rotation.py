@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from devstack import StackInfo
-from mesh._tokens import peek_header
+from mesh import peek_header
 from tests.board.support import BOARD, USER, client, login, project, workspace
 
 pytestmark = pytest.mark.asyncio

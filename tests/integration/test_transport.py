@@ -70,7 +70,9 @@ async def test_only_auth_may_call_the_login_rpcs(mesh: Mesh, caller: str) -> Non
 
 async def test_auth_may_call_the_login_rpcs(mesh: Mesh) -> None:
     email = unique_email()
-    request = internal_pb2.FindOrCreateOAuthUserRequest(email=email, provider="google", name="Ann")
+    request = internal_pb2.FindOrCreateOAuthUserRequest(
+        email=email, provider="google", name="Ann", provider_subject=email
+    )
     created = await _internal(mesh, "auth").FindOrCreateOAuthUser(request)
     assert created.created
     again = await _internal(mesh, "auth").FindOrCreateOAuthUser(request)

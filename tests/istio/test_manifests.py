@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from tests.istio import schemas
+from tools.image import Images
 from tools.istio import OUT, Config, render, stale
-from tools.manifests import Images
 from tools.policy import Layout
 
 Resource = dict[str, Any]

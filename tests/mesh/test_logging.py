@@ -44,3 +44,37 @@ def test_exceptions_are_kept_in_one_line() -> None:
     line = JsonFormatter("user").format(record)
     assert "\n" not in line
     assert "ValueError: boom" in json.loads(line)["exception"]
+
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def test_a_line_inside_a_call_carries_its_trace_without_tracing_on() -> None:
+    """Tracing off: the ids the caller sent, so the line joins the browser's trace in any log search."""
+    call = CallContext(
+        method="/x.v1.S/M",
+        request_id="r",
+        caller="gateway",
+        user=None,
+        deadline=None,
+        traceparent=TRACEPARENT,
+    )
+    token = _current.set(call)
+    try:
+        entry = json.loads(JsonFormatter("board").format(_record("hello")))
+    finally:
+        _current.reset(token)
+    assert entry["traceId"] == "0af7651916cd43dd8448eb211c80319c"
+    assert entry["spanId"] == "b7ad6b7169203331"
+
+
+def test_a_malformed_traceparent_gives_no_ids() -> None:
+    call = CallContext(
+        method="/x.v1.S/M", request_id="r", caller=None, user=None, deadline=None, traceparent="00-nonsense"
+    )
+    token = _current.set(call)
+    try:
+        entry = json.loads(JsonFormatter("board").format(_record("hello")))
+    finally:
+        _current.reset(token)
+    assert "traceId" not in entry

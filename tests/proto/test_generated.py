@@ -13,8 +13,7 @@ import pytest
 from google.api import annotations_pb2
 from grpc_tools import protoc
 
-from mesh import all_files, all_services, methods_without_access, workload_of
-from mesh._access import iter_methods, method_access
+from mesh import all_files, all_services, iter_methods, method_access, methods_without_access, workload_of
 from tools import protogen
 
 

@@ -71,7 +71,9 @@ class LogoutRequest(_message.Message):
 
     REFRESH_TOKEN_FIELD_NUMBER: _builtins.int
     refresh_token: _builtins.str
-    """Optional: revoked together with the access token that authorizes the call."""
+    """Optional: revoked together with the caller's session when it is the caller's (it may be another
+    login of the same client): its own session ends too.
+    """
     def __init__(
         self,
         *,

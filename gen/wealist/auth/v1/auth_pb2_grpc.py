@@ -101,14 +101,19 @@ class AuthServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def RefreshToken(self, request, context):
-        """Trades a refresh token for a new pair; the presented refresh token is revoked (rotation).
+        """Trades a refresh token for a new pair; the presented refresh token is revoked (rotation). The new pair
+        continues the login's session. UNAUTHENTICATED when the session was logged out (SESSION_ENDED) or
+        the account deleted (ACCOUNT_CLOSED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Logout(self, request, context):
-        """Revokes the caller's access token, and the refresh token when one is given, until they expire.
+        """Ends the session of the caller's access token: both tokens of a login carry one session id ("sid"),
+        kept through every refresh, and after logout every token of that session (access or refresh, old or
+        rotated) is refused by auth, the gateway and every service (SESSION_ENDED). The Bearer token alone
+        is enough, as the web client sends it; the body is optional.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -143,7 +148,8 @@ class AuthServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def IssueTestToken(self, request, context):
-        """Dev/test login without Google: finds or creates the user by e-mail and returns a token pair.
+        """Dev/test login without Google: the account whose verified e-mail this is, or a new one (the e-mail
+        counts as verified: the switch trusts its caller), and a token pair of a new session.
         Answers NOT_FOUND unless the test login is switched on.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -166,8 +172,10 @@ class AuthServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CompleteGoogleLogin(self, request, context):
-        """Google's redirect back: exchanges the code, finds or creates the user, and redirects to the web
-        client's callback with a token pair.
+        """Google's redirect back: exchanges the code and redirects to the web client's callback with a token
+        pair for the account linked to the Google subject, else the one whose verified e-mail Google
+        reports (then linked to the subject), else a new one. An account linked to another Google subject is
+        never entered: the callback gets ?error=account_linked_elsewhere.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -35,9 +35,16 @@ class AuthServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AuthServiceAsyncStub: ...
     RefreshToken: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RefreshTokenRequest, _auth_pb2.RefreshTokenResponse]
-    """Trades a refresh token for a new pair; the presented refresh token is revoked (rotation)."""
+    """Trades a refresh token for a new pair; the presented refresh token is revoked (rotation). The new pair
+    continues the login's session. UNAUTHENTICATED when the session was logged out (SESSION_ENDED) or
+    the account deleted (ACCOUNT_CLOSED).
+    """
     Logout: _grpc.UnaryUnaryMultiCallable[_auth_pb2.LogoutRequest, _auth_pb2.LogoutResponse]
-    """Revokes the caller's access token, and the refresh token when one is given, until they expire."""
+    """Ends the session of the caller's access token: both tokens of a login carry one session id ("sid"),
+    kept through every refresh, and after logout every token of that session (access or refresh, old or
+    rotated) is refused by auth, the gateway and every service (SESSION_ENDED). The Bearer token alone
+    is enough, as the web client sends it; the body is optional.
+    """
     CheckToken: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CheckTokenRequest, _auth_pb2.CheckTokenResponse]
     """Public token check: always answers, with valid=false and a reason for a token that is not good."""
     ValidateToken: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ValidateTokenRequest, _auth_pb2.ValidateTokenResponse]
@@ -47,7 +54,8 @@ class AuthServiceStub:
     GetOpenidConfiguration: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetOpenidConfigurationRequest, _auth_pb2.GetOpenidConfigurationResponse]
     """OpenID discovery document pointing at this deployment's public URLs."""
     IssueTestToken: _grpc.UnaryUnaryMultiCallable[_auth_pb2.IssueTestTokenRequest, _auth_pb2.IssueTestTokenResponse]
-    """Dev/test login without Google: finds or creates the user by e-mail and returns a token pair.
+    """Dev/test login without Google: the account whose verified e-mail this is, or a new one (the e-mail
+    counts as verified: the switch trusts its caller), and a token pair of a new session.
     Answers NOT_FOUND unless the test login is switched on.
     """
     GetTestStatus: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetTestStatusRequest, _auth_pb2.GetTestStatusResponse]
@@ -57,8 +65,10 @@ class AuthServiceStub:
     on, straight to the web client's callback with a token pair.
     """
     CompleteGoogleLogin: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CompleteGoogleLoginRequest, _auth_pb2.CompleteGoogleLoginResponse]
-    """Google's redirect back: exchanges the code, finds or creates the user, and redirects to the web
-    client's callback with a token pair.
+    """Google's redirect back: exchanges the code and redirects to the web client's callback with a token
+    pair for the account linked to the Google subject, else the one whose verified e-mail Google
+    reports (then linked to the subject), else a new one. An account linked to another Google subject is
+    never entered: the callback gets ?error=account_linked_elsewhere.
     """
     GetHealth: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetHealthRequest, _auth_pb2.GetHealthResponse]
     """Liveness as the original's /health route reported it."""
@@ -69,9 +79,16 @@ class AuthServiceStub:
 class AuthServiceAsyncStub(AuthServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     RefreshToken: _aio.UnaryUnaryMultiCallable[_auth_pb2.RefreshTokenRequest, _auth_pb2.RefreshTokenResponse]  # type: ignore[assignment]
-    """Trades a refresh token for a new pair; the presented refresh token is revoked (rotation)."""
+    """Trades a refresh token for a new pair; the presented refresh token is revoked (rotation). The new pair
+    continues the login's session. UNAUTHENTICATED when the session was logged out (SESSION_ENDED) or
+    the account deleted (ACCOUNT_CLOSED).
+    """
     Logout: _aio.UnaryUnaryMultiCallable[_auth_pb2.LogoutRequest, _auth_pb2.LogoutResponse]  # type: ignore[assignment]
-    """Revokes the caller's access token, and the refresh token when one is given, until they expire."""
+    """Ends the session of the caller's access token: both tokens of a login carry one session id ("sid"),
+    kept through every refresh, and after logout every token of that session (access or refresh, old or
+    rotated) is refused by auth, the gateway and every service (SESSION_ENDED). The Bearer token alone
+    is enough, as the web client sends it; the body is optional.
+    """
     CheckToken: _aio.UnaryUnaryMultiCallable[_auth_pb2.CheckTokenRequest, _auth_pb2.CheckTokenResponse]  # type: ignore[assignment]
     """Public token check: always answers, with valid=false and a reason for a token that is not good."""
     ValidateToken: _aio.UnaryUnaryMultiCallable[_auth_pb2.ValidateTokenRequest, _auth_pb2.ValidateTokenResponse]  # type: ignore[assignment]
@@ -81,7 +98,8 @@ class AuthServiceAsyncStub(AuthServiceStub):
     GetOpenidConfiguration: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetOpenidConfigurationRequest, _auth_pb2.GetOpenidConfigurationResponse]  # type: ignore[assignment]
     """OpenID discovery document pointing at this deployment's public URLs."""
     IssueTestToken: _aio.UnaryUnaryMultiCallable[_auth_pb2.IssueTestTokenRequest, _auth_pb2.IssueTestTokenResponse]  # type: ignore[assignment]
-    """Dev/test login without Google: finds or creates the user by e-mail and returns a token pair.
+    """Dev/test login without Google: the account whose verified e-mail this is, or a new one (the e-mail
+    counts as verified: the switch trusts its caller), and a token pair of a new session.
     Answers NOT_FOUND unless the test login is switched on.
     """
     GetTestStatus: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetTestStatusRequest, _auth_pb2.GetTestStatusResponse]  # type: ignore[assignment]
@@ -91,8 +109,10 @@ class AuthServiceAsyncStub(AuthServiceStub):
     on, straight to the web client's callback with a token pair.
     """
     CompleteGoogleLogin: _aio.UnaryUnaryMultiCallable[_auth_pb2.CompleteGoogleLoginRequest, _auth_pb2.CompleteGoogleLoginResponse]  # type: ignore[assignment]
-    """Google's redirect back: exchanges the code, finds or creates the user, and redirects to the web
-    client's callback with a token pair.
+    """Google's redirect back: exchanges the code and redirects to the web client's callback with a token
+    pair for the account linked to the Google subject, else the one whose verified e-mail Google
+    reports (then linked to the subject), else a new one. An account linked to another Google subject is
+    never entered: the callback gets ?error=account_linked_elsewhere.
     """
     GetHealth: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetHealthRequest, _auth_pb2.GetHealthResponse]  # type: ignore[assignment]
     """Liveness as the original's /health route reported it."""
@@ -106,7 +126,10 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.RefreshTokenRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.RefreshTokenResponse, _abc.Awaitable[_auth_pb2.RefreshTokenResponse]]:
-        """Trades a refresh token for a new pair; the presented refresh token is revoked (rotation)."""
+        """Trades a refresh token for a new pair; the presented refresh token is revoked (rotation). The new pair
+        continues the login's session. UNAUTHENTICATED when the session was logged out (SESSION_ENDED) or
+        the account deleted (ACCOUNT_CLOSED).
+        """
 
     @_abc_1.abstractmethod
     def Logout(
@@ -114,7 +137,11 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.LogoutRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.LogoutResponse, _abc.Awaitable[_auth_pb2.LogoutResponse]]:
-        """Revokes the caller's access token, and the refresh token when one is given, until they expire."""
+        """Ends the session of the caller's access token: both tokens of a login carry one session id ("sid"),
+        kept through every refresh, and after logout every token of that session (access or refresh, old or
+        rotated) is refused by auth, the gateway and every service (SESSION_ENDED). The Bearer token alone
+        is enough, as the web client sends it; the body is optional.
+        """
 
     @_abc_1.abstractmethod
     def CheckToken(
@@ -154,7 +181,8 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.IssueTestTokenRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.IssueTestTokenResponse, _abc.Awaitable[_auth_pb2.IssueTestTokenResponse]]:
-        """Dev/test login without Google: finds or creates the user by e-mail and returns a token pair.
+        """Dev/test login without Google: the account whose verified e-mail this is, or a new one (the e-mail
+        counts as verified: the switch trusts its caller), and a token pair of a new session.
         Answers NOT_FOUND unless the test login is switched on.
         """
 
@@ -182,8 +210,10 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.CompleteGoogleLoginRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.CompleteGoogleLoginResponse, _abc.Awaitable[_auth_pb2.CompleteGoogleLoginResponse]]:
-        """Google's redirect back: exchanges the code, finds or creates the user, and redirects to the web
-        client's callback with a token pair.
+        """Google's redirect back: exchanges the code and redirects to the web client's callback with a token
+        pair for the account linked to the Google subject, else the one whose verified e-mail Google
+        reports (then linked to the subject), else a new one. An account linked to another Google subject is
+        never entered: the callback gets ?error=account_linked_elsewhere.
         """
 
     @_abc_1.abstractmethod

@@ -33,7 +33,9 @@ class FindOrCreateOAuthUserRequest(_message.Message):
     provider: _builtins.str
     """"google", "test" or "dev"."""
     provider_subject: _builtins.str
-    """The provider's stable subject id (Google's "sub"); empty for test and dev logins."""
+    """The provider's stable subject id (Google's "sub"), required for "google"; ignored for test and dev
+    logins, which name the account by e-mail only.
+    """
     def __init__(
         self,
         *,

@@ -81,7 +81,13 @@ class UserInternalServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def FindOrCreateOAuthUser(self, request, context):
-        """Login: the active user with this e-mail, or a new one with its default profile.
+        """Login: the account a login lands in, or a new one with its default profile. The e-mail must be one
+        the provider verified. A login links to an existing account only
+        1. by the provider's subject: a Google login lands in the account linked to its Google "sub";
+        2. or by an e-mail that account has verified (a login proved it; an e-mail can never be changed
+        by hand): a Google login then links its subject to it, unless the account is linked to another
+        Google subject, which is FAILED_PRECONDITION (ACCOUNT_LINKED_ELSEWHERE);
+        3. otherwise a new account is made with this verified e-mail.
         A soft-deleted account does not block a new login with the same e-mail.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

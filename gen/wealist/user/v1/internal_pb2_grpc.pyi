@@ -33,7 +33,13 @@ class UserInternalServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> UserInternalServiceAsyncStub: ...
     FindOrCreateOAuthUser: _grpc.UnaryUnaryMultiCallable[_internal_pb2.FindOrCreateOAuthUserRequest, _internal_pb2.FindOrCreateOAuthUserResponse]
-    """Login: the active user with this e-mail, or a new one with its default profile.
+    """Login: the account a login lands in, or a new one with its default profile. The e-mail must be one
+    the provider verified. A login links to an existing account only
+      1. by the provider's subject: a Google login lands in the account linked to its Google "sub";
+      2. or by an e-mail that account has verified (a login proved it; an e-mail can never be changed
+         by hand): a Google login then links its subject to it, unless the account is linked to another
+         Google subject, which is FAILED_PRECONDITION (ACCOUNT_LINKED_ELSEWHERE);
+      3. otherwise a new account is made with this verified e-mail.
     A soft-deleted account does not block a new login with the same e-mail.
     """
     CheckUserExists: _grpc.UnaryUnaryMultiCallable[_internal_pb2.CheckUserExistsRequest, _internal_pb2.CheckUserExistsResponse]
@@ -57,7 +63,13 @@ class UserInternalServiceStub:
 class UserInternalServiceAsyncStub(UserInternalServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     FindOrCreateOAuthUser: _aio.UnaryUnaryMultiCallable[_internal_pb2.FindOrCreateOAuthUserRequest, _internal_pb2.FindOrCreateOAuthUserResponse]  # type: ignore[assignment]
-    """Login: the active user with this e-mail, or a new one with its default profile.
+    """Login: the account a login lands in, or a new one with its default profile. The e-mail must be one
+    the provider verified. A login links to an existing account only
+      1. by the provider's subject: a Google login lands in the account linked to its Google "sub";
+      2. or by an e-mail that account has verified (a login proved it; an e-mail can never be changed
+         by hand): a Google login then links its subject to it, unless the account is linked to another
+         Google subject, which is FAILED_PRECONDITION (ACCOUNT_LINKED_ELSEWHERE);
+      3. otherwise a new account is made with this verified e-mail.
     A soft-deleted account does not block a new login with the same e-mail.
     """
     CheckUserExists: _aio.UnaryUnaryMultiCallable[_internal_pb2.CheckUserExistsRequest, _internal_pb2.CheckUserExistsResponse]  # type: ignore[assignment]
@@ -84,7 +96,13 @@ class UserInternalServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _internal_pb2.FindOrCreateOAuthUserRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_internal_pb2.FindOrCreateOAuthUserResponse, _abc.Awaitable[_internal_pb2.FindOrCreateOAuthUserResponse]]:
-        """Login: the active user with this e-mail, or a new one with its default profile.
+        """Login: the account a login lands in, or a new one with its default profile. The e-mail must be one
+        the provider verified. A login links to an existing account only
+          1. by the provider's subject: a Google login lands in the account linked to its Google "sub";
+          2. or by an e-mail that account has verified (a login proved it; an e-mail can never be changed
+             by hand): a Google login then links its subject to it, unless the account is linked to another
+             Google subject, which is FAILED_PRECONDITION (ACCOUNT_LINKED_ELSEWHERE);
+          3. otherwise a new account is made with this verified e-mail.
         A soft-deleted account does not block a new login with the same e-mail.
         """
 

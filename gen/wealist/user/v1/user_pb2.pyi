@@ -9,6 +9,12 @@ JSON names. Limits on input, each refused with INVALID_ARGUMENT naming the JSON 
   workspaceName 1-100 characters (trimmed; names need not be unique), workspaceDescription at most 1000,
   nickName 1-50 (trimmed), profileImageUrl an http(s) URL of at most 2048, e-mail addresses at most 320,
   roleName ADMIN or MEMBER, profile pictures image/jpeg|png|gif|webp of 1 byte to 20 MiB.
+Accounts: an account's e-mail is the address its login provider verified and is never changed by hand;
+a login or an invitation reaches an account only by that verified e-mail or by the provider's subject
+(see UserInternalService.FindOrCreateOAuthUser). Closing an account has one path (DELETE /api/users/me,
+or PUT /api/users/{id} with isActive false): its tokens are refused everywhere but RestoreUser.
+Another user's e-mail and Google id are shown only to people who share a workspace with them, and a
+workspace's owner id only to its members.
 Roles: OWNER (the creator; never removed, demoted or assigned), ADMIN (at most 4 per workspace),
 MEMBER. Only the OWNER and ADMINs manage members, join requests and settings (with onlyOwnerCanInvite
 off, any member may also invite); only the OWNER deletes
@@ -47,12 +53,17 @@ class User(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     DELETED_AT_FIELD_NUMBER: _builtins.int
+    EMAIL_VERIFIED_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     email: _builtins.str
     name: _builtins.str
     google_id: _builtins.str
     provider: _builtins.str
     is_active: _builtins.bool
+    email_verified: _builtins.bool
+    """Whether a login provider vouched for the e-mail; only a verified e-mail links logins and
+    invitations to the account.
+    """
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -71,10 +82,11 @@ class User(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         deleted_at: _timestamp_pb2.Timestamp | None = ...,
+        email_verified: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_google_id", b"_google_id", "created_at", b"created_at", "deleted_at", b"deleted_at", "google_id", b"google_id", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_google_id", b"_google_id", "created_at", b"created_at", "deleted_at", b"deleted_at", "email", b"email", "google_id", b"google_id", "is_active", b"is_active", "name", b"name", "provider", b"provider", "updated_at", b"updated_at", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_google_id", b"_google_id", "created_at", b"created_at", "deleted_at", b"deleted_at", "email", b"email", "email_verified", b"email_verified", "google_id", b"google_id", "is_active", b"is_active", "name", b"name", "provider", b"provider", "updated_at", b"updated_at", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__google_id: _TypeAlias = _typing.Literal["google_id"]  # noqa: Y015
     _WhichOneofArgType__google_id: _TypeAlias = _typing.Literal["_google_id", b"_google_id"]  # noqa: Y015
@@ -102,6 +114,7 @@ class Workspace(_message.Message):
     ONLY_OWNER_CAN_INVITE_FIELD_NUMBER: _builtins.int
     workspace_id: _builtins.str
     owner_id: _builtins.str
+    """Empty for a caller who is not a member (a public workspace seen from outside)."""
     workspace_name: _builtins.str
     workspace_description: _builtins.str
     is_public: _builtins.bool
@@ -576,9 +589,13 @@ class UpdateUserRequest(_message.Message):
     IS_ACTIVE_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     email: _builtins.str
-    """A new e-mail address (at most 320 characters); it must not belong to another active account."""
+    """Refused (INVALID_ARGUMENT, EMAIL_NOT_CHANGEABLE) unless it is the current address: an account's
+    e-mail is the one its login verified, and an address typed in here could claim someone else's.
+    """
     is_active: _builtins.bool
-    """false soft-deletes the account, as DELETE /api/users/me does."""
+    """false closes the account exactly as DELETE /api/users/me does (tokens refused, refresh included);
+    true changes nothing (RestoreUser reopens a closed account).
+    """
     def __init__(
         self,
         *,

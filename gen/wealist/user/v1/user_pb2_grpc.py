@@ -213,21 +213,24 @@ class UserServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteMyUser(self, request, context):
-        """Soft-deletes the calling user's account (its e-mail becomes free for a new login).
+        """Closes the calling user's account: soft-deleted (its e-mail becomes free for a new login), and its
+        tokens are refused everywhere (ACCOUNT_CLOSED), refresh included, except by RestoreUser.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetUser(self, request, context):
-        """Any active user's account, by id.
+        """Any active user's account, by id; email is empty and googleId left out unless the caller is that
+        user or shares a workspace with them.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateUser(self, request, context):
-        """Updates the caller's own account; another user's id is refused.
+        """Updates the caller's own account; another user's id is refused. The e-mail cannot be changed, and
+        isActive false closes the account exactly as DELETE /api/users/me does.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -255,14 +258,15 @@ class UserServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SearchPublicWorkspaces(self, request, context):
-        """Public workspaces whose name contains the text (case-insensitive), at most 20.
+        """Public workspaces whose name contains the text (case-insensitive), at most 20; ownerId only where
+        the caller is a member.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetWorkspace(self, request, context):
-        """One workspace; a private one is NOT_FOUND for non-members.
+        """One workspace; a private one is NOT_FOUND for non-members, a public one shows them no ownerId.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

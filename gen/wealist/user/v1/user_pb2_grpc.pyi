@@ -9,6 +9,12 @@ JSON names. Limits on input, each refused with INVALID_ARGUMENT naming the JSON 
   workspaceName 1-100 characters (trimmed; names need not be unique), workspaceDescription at most 1000,
   nickName 1-50 (trimmed), profileImageUrl an http(s) URL of at most 2048, e-mail addresses at most 320,
   roleName ADMIN or MEMBER, profile pictures image/jpeg|png|gif|webp of 1 byte to 20 MiB.
+Accounts: an account's e-mail is the address its login provider verified and is never changed by hand;
+a login or an invitation reaches an account only by that verified e-mail or by the provider's subject
+(see UserInternalService.FindOrCreateOAuthUser). Closing an account has one path (DELETE /api/users/me,
+or PUT /api/users/{id} with isActive false): its tokens are refused everywhere but RestoreUser.
+Another user's e-mail and Google id are shown only to people who share a workspace with them, and a
+workspace's owner id only to its members.
 Roles: OWNER (the creator; never removed, demoted or assigned), ADMIN (at most 4 per workspace),
 MEMBER. Only the OWNER and ADMINs manage members, join requests and settings (with onlyOwnerCanInvite
 off, any member may also invite); only the OWNER deletes
@@ -47,11 +53,17 @@ class UserServiceStub:
     GetMyUser: _grpc.UnaryUnaryMultiCallable[_user_pb2.GetMyUserRequest, _user_pb2.GetMyUserResponse]
     """The calling user's account."""
     DeleteMyUser: _grpc.UnaryUnaryMultiCallable[_user_pb2.DeleteMyUserRequest, _user_pb2.DeleteMyUserResponse]
-    """Soft-deletes the calling user's account (its e-mail becomes free for a new login)."""
+    """Closes the calling user's account: soft-deleted (its e-mail becomes free for a new login), and its
+    tokens are refused everywhere (ACCOUNT_CLOSED), refresh included, except by RestoreUser.
+    """
     GetUser: _grpc.UnaryUnaryMultiCallable[_user_pb2.GetUserRequest, _user_pb2.GetUserResponse]
-    """Any active user's account, by id."""
+    """Any active user's account, by id; email is empty and googleId left out unless the caller is that
+    user or shares a workspace with them.
+    """
     UpdateUser: _grpc.UnaryUnaryMultiCallable[_user_pb2.UpdateUserRequest, _user_pb2.UpdateUserResponse]
-    """Updates the caller's own account; another user's id is refused."""
+    """Updates the caller's own account; another user's id is refused. The e-mail cannot be changed, and
+    isActive false closes the account exactly as DELETE /api/users/me does.
+    """
     RestoreUser: _grpc.UnaryUnaryMultiCallable[_user_pb2.RestoreUserRequest, _user_pb2.RestoreUserResponse]
     """Restores the caller's own soft-deleted account (the original let anyone restore anyone)."""
     CreateWorkspace: _grpc.UnaryUnaryMultiCallable[_user_pb2.CreateWorkspaceRequest, _user_pb2.CreateWorkspaceResponse]
@@ -59,9 +71,11 @@ class UserServiceStub:
     ListMyWorkspaces: _grpc.UnaryUnaryMultiCallable[_user_pb2.ListMyWorkspacesRequest, _user_pb2.ListMyWorkspacesResponse]
     """The workspaces the caller is an active member of, as a bare array."""
     SearchPublicWorkspaces: _grpc.UnaryUnaryMultiCallable[_user_pb2.SearchPublicWorkspacesRequest, _user_pb2.SearchPublicWorkspacesResponse]
-    """Public workspaces whose name contains the text (case-insensitive), at most 20."""
+    """Public workspaces whose name contains the text (case-insensitive), at most 20; ownerId only where
+    the caller is a member.
+    """
     GetWorkspace: _grpc.UnaryUnaryMultiCallable[_user_pb2.GetWorkspaceRequest, _user_pb2.GetWorkspaceResponse]
-    """One workspace; a private one is NOT_FOUND for non-members."""
+    """One workspace; a private one is NOT_FOUND for non-members, a public one shows them no ownerId."""
     UpdateWorkspace: _grpc.UnaryUnaryMultiCallable[_user_pb2.UpdateWorkspaceRequest, _user_pb2.UpdateWorkspaceResponse]
     """Updates name, description and join policy; OWNER or ADMIN."""
     DeleteWorkspace: _grpc.UnaryUnaryMultiCallable[_user_pb2.DeleteWorkspaceRequest, _user_pb2.DeleteWorkspaceResponse]
@@ -117,11 +131,17 @@ class UserServiceAsyncStub(UserServiceStub):
     GetMyUser: _aio.UnaryUnaryMultiCallable[_user_pb2.GetMyUserRequest, _user_pb2.GetMyUserResponse]  # type: ignore[assignment]
     """The calling user's account."""
     DeleteMyUser: _aio.UnaryUnaryMultiCallable[_user_pb2.DeleteMyUserRequest, _user_pb2.DeleteMyUserResponse]  # type: ignore[assignment]
-    """Soft-deletes the calling user's account (its e-mail becomes free for a new login)."""
+    """Closes the calling user's account: soft-deleted (its e-mail becomes free for a new login), and its
+    tokens are refused everywhere (ACCOUNT_CLOSED), refresh included, except by RestoreUser.
+    """
     GetUser: _aio.UnaryUnaryMultiCallable[_user_pb2.GetUserRequest, _user_pb2.GetUserResponse]  # type: ignore[assignment]
-    """Any active user's account, by id."""
+    """Any active user's account, by id; email is empty and googleId left out unless the caller is that
+    user or shares a workspace with them.
+    """
     UpdateUser: _aio.UnaryUnaryMultiCallable[_user_pb2.UpdateUserRequest, _user_pb2.UpdateUserResponse]  # type: ignore[assignment]
-    """Updates the caller's own account; another user's id is refused."""
+    """Updates the caller's own account; another user's id is refused. The e-mail cannot be changed, and
+    isActive false closes the account exactly as DELETE /api/users/me does.
+    """
     RestoreUser: _aio.UnaryUnaryMultiCallable[_user_pb2.RestoreUserRequest, _user_pb2.RestoreUserResponse]  # type: ignore[assignment]
     """Restores the caller's own soft-deleted account (the original let anyone restore anyone)."""
     CreateWorkspace: _aio.UnaryUnaryMultiCallable[_user_pb2.CreateWorkspaceRequest, _user_pb2.CreateWorkspaceResponse]  # type: ignore[assignment]
@@ -129,9 +149,11 @@ class UserServiceAsyncStub(UserServiceStub):
     ListMyWorkspaces: _aio.UnaryUnaryMultiCallable[_user_pb2.ListMyWorkspacesRequest, _user_pb2.ListMyWorkspacesResponse]  # type: ignore[assignment]
     """The workspaces the caller is an active member of, as a bare array."""
     SearchPublicWorkspaces: _aio.UnaryUnaryMultiCallable[_user_pb2.SearchPublicWorkspacesRequest, _user_pb2.SearchPublicWorkspacesResponse]  # type: ignore[assignment]
-    """Public workspaces whose name contains the text (case-insensitive), at most 20."""
+    """Public workspaces whose name contains the text (case-insensitive), at most 20; ownerId only where
+    the caller is a member.
+    """
     GetWorkspace: _aio.UnaryUnaryMultiCallable[_user_pb2.GetWorkspaceRequest, _user_pb2.GetWorkspaceResponse]  # type: ignore[assignment]
-    """One workspace; a private one is NOT_FOUND for non-members."""
+    """One workspace; a private one is NOT_FOUND for non-members, a public one shows them no ownerId."""
     UpdateWorkspace: _aio.UnaryUnaryMultiCallable[_user_pb2.UpdateWorkspaceRequest, _user_pb2.UpdateWorkspaceResponse]  # type: ignore[assignment]
     """Updates name, description and join policy; OWNER or ADMIN."""
     DeleteWorkspace: _aio.UnaryUnaryMultiCallable[_user_pb2.DeleteWorkspaceRequest, _user_pb2.DeleteWorkspaceResponse]  # type: ignore[assignment]
@@ -196,7 +218,9 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _user_pb2.DeleteMyUserRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_user_pb2.DeleteMyUserResponse, _abc.Awaitable[_user_pb2.DeleteMyUserResponse]]:
-        """Soft-deletes the calling user's account (its e-mail becomes free for a new login)."""
+        """Closes the calling user's account: soft-deleted (its e-mail becomes free for a new login), and its
+        tokens are refused everywhere (ACCOUNT_CLOSED), refresh included, except by RestoreUser.
+        """
 
     @_abc_1.abstractmethod
     def GetUser(
@@ -204,7 +228,9 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _user_pb2.GetUserRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_user_pb2.GetUserResponse, _abc.Awaitable[_user_pb2.GetUserResponse]]:
-        """Any active user's account, by id."""
+        """Any active user's account, by id; email is empty and googleId left out unless the caller is that
+        user or shares a workspace with them.
+        """
 
     @_abc_1.abstractmethod
     def UpdateUser(
@@ -212,7 +238,9 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _user_pb2.UpdateUserRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_user_pb2.UpdateUserResponse, _abc.Awaitable[_user_pb2.UpdateUserResponse]]:
-        """Updates the caller's own account; another user's id is refused."""
+        """Updates the caller's own account; another user's id is refused. The e-mail cannot be changed, and
+        isActive false closes the account exactly as DELETE /api/users/me does.
+        """
 
     @_abc_1.abstractmethod
     def RestoreUser(
@@ -244,7 +272,9 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _user_pb2.SearchPublicWorkspacesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_user_pb2.SearchPublicWorkspacesResponse, _abc.Awaitable[_user_pb2.SearchPublicWorkspacesResponse]]:
-        """Public workspaces whose name contains the text (case-insensitive), at most 20."""
+        """Public workspaces whose name contains the text (case-insensitive), at most 20; ownerId only where
+        the caller is a member.
+        """
 
     @_abc_1.abstractmethod
     def GetWorkspace(
@@ -252,7 +282,7 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _user_pb2.GetWorkspaceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_user_pb2.GetWorkspaceResponse, _abc.Awaitable[_user_pb2.GetWorkspaceResponse]]:
-        """One workspace; a private one is NOT_FOUND for non-members."""
+        """One workspace; a private one is NOT_FOUND for non-members, a public one shows them no ownerId."""
 
     @_abc_1.abstractmethod
     def UpdateWorkspace(
