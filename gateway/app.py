@@ -10,24 +10,23 @@ was done. Any other value of it is ignored.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
 import grpc
-import redis.asyncio as aioredis
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health_pb2
-from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, WebSocketRoute
 from starlette.routing import Route as HttpRoute
@@ -37,48 +36,21 @@ from starlette.websockets import WebSocket
 from wealist.mesh.v1 import options_pb2
 
 from gateway import docs, streams
-from gateway.errors import HttpError, Refused, from_rpc_error, from_status
+from gateway.core import Backend, Gateway, presented_token
+from gateway.errors import HttpError, Refused, from_mesh_error, from_rpc_error, ws_close_code
 from gateway.jsonprint import encode
-from gateway.metadata import grpc_timeout, http_code, outgoing_metadata
-from gateway.openapi import build_openapi
+from gateway.metadata import forwarded_headers, http_code, outgoing_metadata, request_id_of
+from gateway.mounts import split_prefix
 from gateway.redact import redact_uvicorn_logs
-from gateway.routing import Route, build_routes
 from gateway.settings import GatewaySettings
-from gateway.template import Router
 from gateway.transcode import build_request, envelope, response_payload
-from mesh import (
-    Channels,
-    MeshError,
-    RemoteJwks,
-    TokenVerifier,
-    UserAuth,
-    UserClaims,
-    all_services,
-    load_tls,
-    redis_client,
-)
-from mesh._interceptors import bearer_token
+from mesh import MeshError, all_services
 
 log = logging.getLogger("wealist.gateway")
 
-API_PREFIX = "/api/svc/"
-SEED_PREFIX = "/svc/"
 HTTP_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 # Successful statuses answered without a body (a route's success_status, or a service's x-http-code).
 NO_CONTENT = frozenset({204, 205})
-
-
-def split_prefix(path: str) -> tuple[str, str] | None:
-    """(workload, canonical path) of an API path; None for anything else (static files, own endpoints)."""
-    for prefix in (API_PREFIX, SEED_PREFIX):
-        if path.startswith(prefix):
-            workload, slash, rest = path[len(prefix) :].partition("/")
-            return (workload, slash + rest) if workload else None
-    if path.startswith("/api/oauth2/"):
-        return "auth", path[len("/api") :]
-    if path.startswith("/oauth2/"):
-        return "auth", path
-    return None
 
 
 def _json(body: Any, status: int, headers: Mapping[str, str]) -> Response:
@@ -86,143 +58,28 @@ def _json(body: Any, status: int, headers: Mapping[str, str]) -> Response:
     return Response(payload, status_code=status, media_type="application/json", headers=dict(headers))
 
 
-class Backend:
-    """One callable per route, on the long-lived channel of its workload.
+async def read_body(request: Request, limit: int, *, idle_seconds: float) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes (declared or streamed).
 
-    Made on first use: a grpc.aio channel belongs to the event loop it was created in, and the app is
-    built before the server's loop runs.
+    A body that stops arriving for ``idle_seconds`` (a slow client, or a Content-Length larger than what
+    is sent) is a 408, after which the connection is closed: where the next request starts is unknown.
     """
-
-    __slots__ = ("_call", "_channels", "route")
-
-    def __init__(self, route: Route, channels: Channels) -> None:
-        self.route = route
-        self._channels = channels
-        self._call: Any = None
-
-    @property
-    def call(self) -> Any:
-        """The multi-callable of this route's gRPC method."""
-        if self._call is None:
-            self._call = _callable(self.route, self._channels.to(self.route.workload))
-        return self._call
-
-
-def _callable(route: Route, channel: grpc.aio.Channel) -> Any:
-    serialize = route.request_class.SerializeToString
-    deserialize = route.response_class.FromString
-    # Registered methods get their call handle once, as generated stubs do, not on every call (the flag
-    # is grpcio's own, used by its generated code; the typing stubs do not list it).
-    if route.client_streaming and route.server_streaming:
-        return channel.stream_stream(route.grpc_path, serialize, deserialize, _registered_method=True)  # type: ignore[call-arg]
-    if route.server_streaming:
-        return channel.unary_stream(route.grpc_path, serialize, deserialize, _registered_method=True)  # type: ignore[call-arg]
-    return channel.unary_unary(route.grpc_path, serialize, deserialize, _registered_method=True)  # type: ignore[call-arg]
-
-
-class Gateway:
-    """The route table, the backend channels and the edge checks, built once at start."""
-
-    def __init__(
-        self,
-        settings: GatewaySettings,
-        services: Sequence[ServiceDescriptor],
-        *,
-        addresses: Mapping[str, str] | None = None,
-    ) -> None:
-        self.settings = settings
-        self.services = list(services)
-        self.routes = build_routes(self.services)
-        self.workloads = sorted({route.workload for route in self.routes})
-        self.addresses = dict(addresses or {})
-        tls = None if settings.istio_mode else load_tls(settings.state_dir, settings.workload)
-        self.channels = Channels(settings, tls, addresses=self.addresses, propagate=False)
-        self.redis: aioredis.Redis = redis_client(settings.redis_url)
-        self.verifier = TokenVerifier(
-            jwks=RemoteJwks(self.channels), redis=self.redis, issuer=settings.jwt_issuer
-        )
-        self.routers: dict[str, Router[Backend]] = {}
-        for route in self.routes:
-            router = self.routers.setdefault(route.workload, Router())
-            router.add(route.verb, route.template, Backend(route, self.channels))
-        self.openapi = build_openapi(self.services)
-        self.registry = CollectorRegistry()
-        self._observed: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        self.requests = Counter(
-            "http_requests_total", "HTTP requests by route template and status.",
-            ["method", "route", "status"], registry=self.registry,
-        )  # fmt: skip
-        self.latency = Histogram(
-            "http_request_duration_seconds", "Time to answer an HTTP request, by route template.",
-            ["method", "route"], registry=self.registry,
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-        )  # fmt: skip
-
-    def observe(self, method: str, label: str, status: int, seconds: float) -> None:
-        """Count one request and its latency; the labelled children are looked up once per combination."""
-        key = (method, label, status)
-        children = self._observed.get(key)
-        if children is None:
-            children = (self.requests.labels(method, label, str(status)), self.latency.labels(method, label))
-            self._observed[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
-
-    async def close(self) -> None:
-        """Close the channels and Redis (at shutdown)."""
-        await self.channels.close()
-        await self.redis.aclose()
-
-    def find(self, verb: str, path: str) -> tuple[Backend, dict[str, str]] | HttpError:
-        """The route of a request, or the 404/405 to answer."""
-        target = split_prefix(path)
-        router = self.routers.get(target[0]) if target else None
-        if target is None or router is None:
-            return HttpError(404, "NOT_FOUND", "no such route")
-        found = router.find(verb, target[1])
-        if found is not None:
-            return found
-        if router.allowed_methods(target[1]):
-            return HttpError(405, "METHOD_NOT_ALLOWED", f"{verb} is not allowed here")
-        return HttpError(404, "NOT_FOUND", "no such route")
-
-    async def user_token(self, route: Route, token: str | None) -> UserClaims | None:
-        """The user of the call (its token to forward), checked at the edge as the method's option asks."""
-        if route.user is UserAuth.REFUSED:
-            return None
-        if token is None:
-            if route.user is UserAuth.REQUIRED:
-                raise Refused(HttpError(401, "TOKEN_MISSING", "an access token is required"))
-            return None
-        return await self.verifier.verify(
-            token, expected_type="access", closed_account_allowed=route.closed_account_allowed
-        )
-
-    def deadline(self, route: Route, header: str | None) -> float | None:
-        """Grpc-Timeout when the client sent one, else the workload's default; streams have none."""
-        if route.server_streaming or route.client_streaming:
-            return None
-        return grpc_timeout(header) or self.settings.deadline_for(route.workload)
-
-
-def mesh_error(error: MeshError) -> HttpError:
-    """The HttpError of a domain error raised in the gateway itself (a bad body, a bad token)."""
-    field = getattr(error, "field", None)
-    return HttpError(
-        status=from_status(error.status, error.message).status,
-        code=error.code,
-        message=error.message,
-        field=field,
-    )
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 past ``limit`` bytes (declared or streamed)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise Refused(HttpError(413, "PAYLOAD_TOO_LARGE", f"the body exceeds {limit} bytes"))
     chunks, size = [], 0
-    async for chunk in request.stream():
+    stream = aiter(request.stream())
+    while True:
+        try:
+            async with asyncio.timeout(idle_seconds):
+                chunk = await anext(stream)
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            message = f"the request body stalled for more than {idle_seconds:g} s"
+            raise Refused(HttpError(408, "REQUEST_TIMEOUT", message)) from None
+        except ClientDisconnect:
+            raise Refused(HttpError(400, "CLIENT_DISCONNECTED", "the client went away")) from None
         size += len(chunk)
         if size > limit:
             raise Refused(HttpError(413, "PAYLOAD_TOO_LARGE", f"the body exceeds {limit} bytes"))
@@ -235,63 +92,128 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
 
 
+# A service's health routes as the contract has them under its prefix (/svc/board/health/live), served
+# by the gateway for every backend: liveness is the gateway's own, readiness that backend's gRPC health.
+# A route the service declares itself on one of these paths (auth's /health) wins.
+HEALTH_LIVE = "/health/live"
+HEALTH_READY = ("/health/ready", "/health")
+
+
+async def _service_health(gateway: Gateway, verb: str, path: str) -> Response | None:
+    """The answer of a service health route, or None when ``path`` is none."""
+    target = split_prefix(path)
+    if verb != "GET" or target is None or target[0] not in gateway.workloads:
+        return None
+    workload, canonical = target
+    if canonical == HEALTH_LIVE:
+        return JSONResponse({"status": "alive"})
+    if canonical in HEALTH_READY:
+        state = await _backend_state(gateway, workload)
+        ok = state == "SERVING"
+        body = {"status": "ready" if ok else "not_ready", "checks": {"grpc": state}}
+        return JSONResponse(body, status_code=200 if ok else 503)
+    return None
+
+
+async def _unary(
+    gateway: Gateway,
+    backend: Backend,
+    values: Mapping[str, str],
+    request: Request,
+    *,
+    headers: Mapping[str, str],
+    forwarded: tuple[tuple[str, str], ...],
+    reply_headers: dict[str, str],
+) -> Response:
+    """A unary call: the user at the edge, the request message, the call, and its reply as HTTP."""
+    route = backend.route
+    settings = gateway.settings
+    scope = request.scope
+    request_id = reply_headers["x-request-id"]
+    user = await gateway.user_token(route, presented_token(headers.get("authorization")))
+    token = user.token if user else None
+    if route.body:
+        body = await read_body(
+            request, settings.max_body_bytes, idle_seconds=settings.body_idle_timeout_seconds
+        )
+    else:
+        body = b""
+    raw_query = scope["query_string"]
+    query = parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True) if raw_query else ()
+    message = build_request(route, values, query, body)
+    call = backend.call(
+        message,
+        timeout=gateway.deadline(route, headers.get("grpc-timeout")),
+        metadata=outgoing_metadata(forwarded, request_id=request_id, token=token),
+    )
+    reply = await call
+    if route.redirect_field:
+        location = getattr(reply, route.redirect_field)
+        response: Response = RedirectResponse(location, status_code=302, headers=reply_headers)
+    else:
+        # The service may pick another 2xx with x-http-code (the trailing metadata's wins); both
+        # metadata have arrived with the reply, so reading them waits for nothing.
+        status = (
+            http_code(await call.trailing_metadata())
+            or http_code(await call.initial_metadata())
+            or route.success_status
+        )
+        if status in NO_CONTENT or route.success_status in NO_CONTENT:
+            # No body: writing "{}" would break the keep-alive connection.
+            response = Response(status_code=status, headers=reply_headers)
+        else:
+            payload = envelope(route, response_payload(route, reply), request_id)
+            response = _json(payload, status, reply_headers)
+    return response
+
+
 async def api(gateway: Gateway, request: Request) -> Response:
     """Every REST call: route, check at the edge, transcode, call, wrap."""
     settings = gateway.settings
     started = time.perf_counter()
     scope = request.scope
     request_headers = _headers(scope)
-    request_id = request_headers.get("x-request-id") or os.urandom(16).hex()
+    request_id = request_id_of(request_headers.get("x-request-id"))
     headers = {"x-request-id": request_id}
     label = "unmatched"
-    # The path as sent: templates decode each variable themselves (%2F inside a segment stays in it).
-    found = gateway.find(scope["method"], scope["raw_path"].decode("latin-1"))
     try:
+        # The path as sent: templates decode each variable themselves (%2F inside a segment stays in it).
+        path = scope["raw_path"].decode("latin-1")
+        found = gateway.find(scope["method"], path)
         if isinstance(found, HttpError):
+            health = await _service_health(gateway, scope["method"], path)
+            if health is not None:
+                health.headers.update(headers)
+                return health
             raise Refused(found)
         backend, values = found
         route = backend.route
         label = route.label
+        forwarded = forwarded_headers(request_headers, limit=settings.max_forwarded_header_bytes)
         if route.stream == options_pb2.STREAM_TRANSPORT_SSE:
-            return await streams.sse(gateway, backend, values, request, request_id)
+            return await streams.sse(
+                gateway, backend, values, request, request_id=request_id, forwarded=forwarded
+            )
         if route.stream == options_pb2.STREAM_TRANSPORT_WEBSOCKET or route.client_streaming:
             # A socket route reached without the upgrade (a browser tab, a fuzzer, a misconfigured proxy).
             headers["upgrade"] = "websocket"
             hint = "this route is a WebSocket: connect with an upgrade"
             raise Refused(HttpError(426, "UPGRADE_REQUIRED", hint))
-        user = await gateway.user_token(route, bearer_token(request_headers.get("authorization")))
-        token = user.token if user else None
-        body = await read_body(request, settings.max_body_bytes) if route.body else b""
-        raw_query = scope["query_string"]
-        query = parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True) if raw_query else ()
-        message = build_request(route, values, query, body)
-        call = backend.call(
-            message,
-            timeout=gateway.deadline(route, request_headers.get("grpc-timeout")),
-            metadata=outgoing_metadata(request_headers, request_id=request_id, token=token),
+        response = await _unary(
+            gateway,
+            backend,
+            values,
+            request,
+            headers=request_headers,
+            forwarded=forwarded,
+            reply_headers=headers,
         )
-        reply = await call
-        if route.redirect_field:
-            location = getattr(reply, route.redirect_field)
-            response: Response = RedirectResponse(location, status_code=302, headers=headers)
-        else:
-            # The service may pick another 2xx with x-http-code (the trailing metadata's wins); both
-            # metadata have arrived with the reply, so reading them waits for nothing.
-            status = (
-                http_code(await call.trailing_metadata())
-                or http_code(await call.initial_metadata())
-                or route.success_status
-            )
-            if status in NO_CONTENT or route.success_status in NO_CONTENT:
-                # No body: writing "{}" would break the keep-alive connection.
-                response = Response(status_code=status, headers=headers)
-            else:
-                payload = envelope(route, response_payload(route, reply), request_id)
-                response = _json(payload, status, headers)
     except Refused as stop:
+        if stop.error.status == 408:
+            headers["connection"] = "close"
         response = _json(stop.error.body(), stop.error.status, headers)
     except MeshError as error:
-        failure = mesh_error(error)
+        failure = from_mesh_error(error)
         response = _json(failure.body(), failure.status, headers)
     except grpc.aio.AioRpcError as error:
         failure = from_rpc_error(error)
@@ -303,7 +225,12 @@ async def api(gateway: Gateway, request: Request) -> Response:
 async def socket(websocket: WebSocket) -> None:
     """Every WebSocket: a streaming route whose transport is WEBSOCKET, or closed with 4404."""
     gateway: Gateway = websocket.app.state.gateway
-    found = gateway.find("GET", websocket.scope["raw_path"].decode("latin-1"))
+    try:
+        found = gateway.find("GET", websocket.scope["raw_path"].decode("latin-1"))
+    except MeshError as error:  # a path variable that is not UTF-8 once decoded
+        await websocket.accept()
+        await websocket.close(code=ws_close_code(from_mesh_error(error)))
+        return
     if isinstance(found, HttpError) or found[0].route.stream != options_pb2.STREAM_TRANSPORT_WEBSOCKET:
         await websocket.close(code=4404)
         return
@@ -381,9 +308,25 @@ def create_app(
             max_age=600,
         )
     ]
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={404: _http_exception, 405: _http_exception},
+    )
     app.state.gateway = gateway
     return GatewayApp(gateway, app)
+
+
+async def _http_exception(request: Request, error: Exception) -> Response:
+    """Starlette's own 404 and 405 (a path outside every mount: ``/API/SVC/...``) in the error envelope."""
+    status = error.status_code if isinstance(error, HTTPException) else 500
+    code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(status, "INTERNAL")
+    message = {404: "no such route", 405: f"{request.method} is not allowed here"}.get(
+        status, "internal error"
+    )
+    failure = HttpError(status, code, message)
+    return _json(failure.body(), failure.status, getattr(error, "headers", None) or {})
 
 
 class GatewayApp:
@@ -392,6 +335,11 @@ class GatewayApp:
     The hot path skips Starlette's router and its three middlewares (measured: about a fifth of the
     gateway's own time per call); it applies the same CORS answer itself. Preflights, sockets, the
     gateway's own endpoints and the web root keep the full Starlette stack.
+
+    At most ``max_concurrent_requests`` API calls and sockets run at once: one more is answered 503
+    (a socket is refused with 1013, "try again later"), so that a flood of slow clients costs the
+    gateway a counter, not memory. Its own endpoints (/health, /ready, /metrics) are not counted, so
+    probes still answer under load.
     """
 
     def __init__(self, gateway: Gateway, fallback: Starlette) -> None:
@@ -399,11 +347,29 @@ class GatewayApp:
         self.fallback = fallback
         self.state = fallback.state
         self.origins = frozenset(gateway.settings.cors_origins)
+        self.limit = gateway.settings.max_concurrent_requests
+        self.active = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] == "OPTIONS" or split_prefix(scope["path"]) is None:
+        kind = scope["type"]
+        is_api = kind == "http" and scope["method"] != "OPTIONS" and split_prefix(scope["path"]) is not None
+        counted = is_api or kind == "websocket"
+        if not counted:
             await self.fallback(scope, receive, send)
             return
+        if self.active >= self.limit:
+            await _overloaded(scope, receive, send)
+            return
+        self.active += 1
+        try:
+            if is_api:
+                await self._api(scope, receive, send)
+            else:
+                await self.fallback(scope, receive, send)
+        finally:
+            self.active -= 1
+
+    async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         try:
             response = await api(self.gateway, request)
@@ -418,6 +384,15 @@ class GatewayApp:
             response.headers["access-control-expose-headers"] = "X-Request-ID"
             response.headers.append("vary", "Origin")
         await response(scope, receive, send)
+
+
+async def _overloaded(scope: Scope, receive: Receive, send: Send) -> None:
+    """The answer past the concurrency limit: 503 in the envelope, or a socket refused with 1013."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1013})
+        return
+    failure = HttpError(503, "OVERLOADED", "the gateway is serving as many requests as it may; retry")
+    await _json(failure.body(), failure.status, {"retry-after": "1"})(scope, receive, send)
 
 
 async def _backend_state(gateway: Gateway, workload: str) -> str:

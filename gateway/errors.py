@@ -13,6 +13,8 @@ from typing import Any
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
+from mesh import MeshError
+
 HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.OK: 200,
     grpc.StatusCode.CANCELLED: 499,
@@ -32,6 +34,10 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DATA_LOSS: 500,
 }
+
+# A WebSocket closed for a reason the client should not retry blindly: 4000 + the HTTP status (4401 like
+# 401, 4403 like 403). Browsers show the code, where a refused handshake would only show 1006.
+WS_CLOSE_BASE = 4000
 
 # Messages of statuses whose text may carry internals: the client gets a fixed sentence instead.
 OPAQUE = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
@@ -83,6 +89,21 @@ def from_status(code: grpc.StatusCode, message: str, details: bytes | None = Non
     if code in OPAQUE:
         message = "internal error"
     return HttpError(status=http_status(code), code=reason, message=message, field=field)
+
+
+def from_mesh_error(error: MeshError) -> HttpError:
+    """The HttpError of a domain error raised in the gateway itself (a bad body, a bad token)."""
+    return HttpError(
+        status=http_status(error.status),
+        code=error.code,
+        message=error.message,
+        field=getattr(error, "field", None),
+    )
+
+
+def ws_close_code(error: HttpError) -> int:
+    """The close code that ends a WebSocket with ``error``."""
+    return WS_CLOSE_BASE + error.status
 
 
 def from_rpc_error(error: grpc.aio.AioRpcError) -> HttpError:

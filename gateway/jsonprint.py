@@ -1,7 +1,8 @@
 """Proto3 JSON printing compiled once per message type, as ``MessageToDict`` would print it.
 
 ``message_to_dict(message)`` returns exactly what ``json_format.MessageToDict(message,
-always_print_fields_with_no_presence=True)`` returns (same keys, same key order, same values) without
+always_print_fields_with_no_presence=True)`` returns (same keys, same key order, same values; one
+deliberate difference, whole numbers in a ``google.protobuf.Value``, below) without
 its per-call, per-field descriptor dispatch: the first time a message type is printed, a Python function
 is written for its fields (see ``_regular_printer``) and compiled, and that printer is cached by the
 type's full name. The gateway prints every response with it (gateway/transcode.py ``to_json``).
@@ -15,8 +16,9 @@ Values follow json_format: 64-bit integers as strings, float and double as numbe
 infinities as strings (a float with the fewest digits that read back as the same float32), bytes in
 base64, enums by name (the number when unknown), map keys as strings. Well-known types too: Timestamp
 and Duration as strings with 0, 3, 6 or 9 fractional digits, the wrappers as their bare value,
-Struct/Value/ListValue as plain JSON, FieldMask as its camelCase string, Empty as ``{}``. ``Any`` and
-messages with extensions are left to ``MessageToDict``; so is any message whose compiled printing fails
+Struct/Value/ListValue as plain JSON (whole numbers in them as integers: ``1``, where json_format
+writes ``1.0``), FieldMask as its camelCase string, Empty as ``{}``. ``Any`` and
+messages with extensions are left to json_format's printer; so is any message whose compiled printing fails
 (an invalid Timestamp, a closed enum's unknown number, a non-finite ``Value.number_value``), so that
 json_format raises its own error. tests/gateway/test_jsonprint.py compares the two on generated
 messages of every type of the platform.
@@ -55,6 +57,7 @@ _DURATION_SECONDS_MAX = 315576000000
 _NANOS_PER_SECOND = 1_000_000_000
 _SECONDS_PER_DAY = 86400
 _EPOCH_ORDINAL = 719163  # date(1970, 1, 1).toordinal()
+_MAX_EXACT_INTEGER = 2**53
 
 
 def encode(document: Any) -> bytes:
@@ -77,7 +80,28 @@ def message_to_dict(message: Message) -> Any:
         return printer_of(message)(message)
     except Exception:
         # Whatever the compiled printer cannot print, json_format prints (or refuses) itself.
-        return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+        return _fallback(message)
+
+
+def _whole(number: float) -> Any:
+    """A Value's number as JSON prints it here: a whole number as an int (within 2**53), else as is."""
+    if number.is_integer() and abs(number) <= _MAX_EXACT_INTEGER:
+        return int(number)
+    return number
+
+
+# json_format's printer (private, and absent from its type stubs), with one method changed.
+class _Printer(json_format._Printer):  # type: ignore[misc,name-defined]
+    """``MessageToDict``'s printer with a Value's whole numbers as integers, as the compiled one prints
+    them, so that a message printed by the fallback (an ``Any``, say) reads the same.
+    """
+
+    def _ValueMessageToJsonObject(self, message: Message) -> Any:  # noqa: N802 - json_format's name
+        value = super()._ValueMessageToJsonObject(message)
+        return _whole(value) if isinstance(value, float) else value
+
+
+_FALLBACK = _Printer(always_print_fields_with_no_presence=True)
 
 
 # Full name → (descriptor, printer), the first type of each name; a type of the same name from another
@@ -123,7 +147,7 @@ def _compile(descriptor: Descriptor) -> Converter:
 
 
 def _fallback(message: Message) -> Any:
-    return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    return _FALLBACK._MessageToJsonObject(message)
 
 
 # ---- regular messages ----
@@ -416,7 +440,10 @@ def _value(message: Any) -> Any:
         number = message.number_value
         if not math.isfinite(number):
             raise ValueError("a Value's number_value cannot be NaN or infinite in JSON")
-        return number
+        # A whole number prints as one ({"count": 1}, not 1.0): JSON has one number type, and a
+        # client's 1 should read back as 1. Past 2**53 a double no longer holds every integer, so
+        # those keep their float form.
+        return _whole(number)
     if kind == "string_value":
         return message.string_value
     if kind == "bool_value":

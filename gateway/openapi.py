@@ -1,15 +1,22 @@
-"""The OpenAPI 3.1 document of the REST surface, generated from the service descriptors alone.
+"""The OpenAPI 3.1 document of the REST surface, generated from the gateway's route table.
 
-What the gateway routes is what this documents: one operation per ``google.api.http`` binding (the
-primary rule and its ``additional_bindings``) of every method the ``gateway`` workload may call, under
-the service's mount prefix. Request and response schemas follow the proto3 JSON mapping (camelCase or
-explicit ``json_name``, 64-bit integers as strings, well-known types by their JSON forms); success
-bodies are wrapped in the envelope the service (or method) declares; errors share one schema; security
-comes from the method's access option.
+What the gateway routes is what this documents, because it reads the same table (gateway/routing.py)
+and the router's own parse of each path template (``PathTemplate.parts``): one operation per route,
+that is per ``google.api.http`` binding of every method the ``gateway`` workload may call, under the
+service's mount prefix (gateway/mounts.py). Request and response schemas follow the proto3 JSON mapping
+(camelCase or explicit ``json_name``, 64-bit integers as strings, well-known types by their JSON forms);
+success bodies are wrapped in the envelope the route resolved; errors share one schema; security comes
+from the method's access option.
 
-Descriptors loaded from generated ``_pb2`` modules carry no source comments, so summaries default to
-the method name. ``proto_comments`` reads them from ``FileDescriptorProto``\\ s compiled with source
-info (``protoc --include_source_info``) when such a set is at hand; nothing is made up otherwise.
+Descriptors loaded from generated ``_pb2`` modules carry no source comments. ``proto_comments`` reads
+them from ``FileDescriptorProto``\\ s compiled with source info (``protoc --include_source_info``);
+the gateway passes those of the platform (``platform_comments``, from the set ``nox -s proto`` writes
+beside the generated code), so each operation's summary and description are its method's comment.
+Without comments, summaries are the method names; nothing is made up.
+
+Path parameters are named as clients name the fields (``{boardId}``); what the services accept beyond
+a field's type (``wealist.mesh.v1.field``: a UUID, lengths, a closed set of values) and the
+``X-Workspace-Id`` header a method reads are declared, so SDKs and fuzzers build valid requests.
 
 The output is deterministic (paths, components and tags sorted; parameters in template then field
 order), so the gateway computes it once at start and can serve and cache it as is (``render_openapi``).
@@ -18,33 +25,34 @@ order), so the gateway computes it once at start and can serve and cache it as i
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
-from google.api import annotations_pb2, field_behavior_pb2
-from google.protobuf.descriptor import (
-    Descriptor,
-    EnumDescriptor,
-    FieldDescriptor,
-    MethodDescriptor,
-    ServiceDescriptor,
+from google.api import field_behavior_pb2
+from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor, ServiceDescriptor
+from google.protobuf.descriptor_pb2 import (
+    DescriptorProto,
+    EnumDescriptorProto,
+    FileDescriptorProto,
+    FileDescriptorSet,
 )
-from google.protobuf.descriptor_pb2 import DescriptorProto, EnumDescriptorProto, FileDescriptorProto
 from wealist.mesh.v1 import options_pb2
 
-from mesh import MethodAccess, UserAuth, method_access, workload_of
-from mesh._access import MissingAccessOption
+from gateway.mounts import MOUNT_PREFIXES
+from gateway.query import resolve_field
+from gateway.routing import Route, build_routes, field_rules
+from gateway.template import Literal, Variable, Wildcard
+from mesh import UserAuth
 
 Schema = dict[str, Any]
 # (full proto name, source_code_info path) pairs.
 _Named = list[tuple[str, tuple[int, ...]]]
 
 OPENAPI_VERSION = "3.1.0"
-GATEWAY_WORKLOAD = "gateway"
-DEFAULT_PREFIXES = ("/api/svc", "/svc")
 
 _SCHEMAS = "#/components/schemas/"
 _RESPONSES = "#/components/responses/"
@@ -199,31 +207,54 @@ def build_openapi(
     *,
     title: str = "weAlist API",
     version: str = "1",
-    prefixes: Sequence[str] = DEFAULT_PREFIXES,
+    prefixes: Sequence[str] = MOUNT_PREFIXES,
     comments: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the gateway's REST routes for ``services``.
+    """The OpenAPI 3.1 document of the gateway's REST routes for ``services`` (see ``openapi_document``).
+
+    Raises ValueError for a declaration that cannot be served: a gateway-callable service without a
+    workload, an http rule naming an unknown field, two operations on one path and method.
+    """
+    return openapi_document(
+        build_routes(services), title=title, version=version, prefixes=prefixes, comments=comments
+    )
+
+
+def openapi_document(
+    routes: Iterable[Route],
+    *,
+    title: str = "weAlist API",
+    version: str = "1",
+    prefixes: Sequence[str] = MOUNT_PREFIXES,
+    comments: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of a route table.
 
     ``prefixes`` are the mounts the gateway serves each service's canonical paths under, as
     ``<prefix>/<workload>``: the first is the one written into the paths, the others are documented as
     aliases. ``comments`` maps full proto names (``wealist.auth.v1.AuthService.RefreshToken``,
     ``wealist.user.v1.User.email``) to their source comments; see ``proto_comments``.
 
-    Raises ValueError for a declaration that cannot be served: a gateway-callable service without a
-    workload, an http rule naming an unknown field, two operations on one path and method.
+    Raises ValueError when two routes would be one operation (the same path and method).
     """
     if not prefixes:
         raise ValueError("at least one mount prefix is needed")
     for prefix in prefixes:
         if not prefix.startswith("/") or prefix.endswith("/"):
             raise ValueError(f"mount prefix {prefix!r} must start with '/' and not end with one")
+    chosen = list(routes)
+    services = {
+        route.method.containing_service.full_name: route.method.containing_service for route in chosen
+    }
+    short_names = [service.name for service in services.values()]
+    # operationIds and tags use the short service name unless two packages share it.
+    labels = {
+        name: service.name if short_names.count(service.name) == 1 else name.replace(".", "_")
+        for name, service in services.items()
+    }
     builder = _Builder(prefixes[0], comments or {})
-    chosen = sorted(services, key=lambda s: s.full_name)
-    short_names = [s.name for s in chosen]
-    for service in chosen:
-        # operationIds and tags use the short service name unless two packages share it.
-        unique = short_names.count(service.name) == 1
-        builder.add_service(service, service.name if unique else service.full_name.replace(".", "_"))
+    for route in chosen:
+        builder.add_route(route, labels[route.method.containing_service.full_name])
     return builder.document(title=title, version=version, prefixes=prefixes)
 
 
@@ -260,6 +291,17 @@ def proto_comments(files: Iterable[FileDescriptorProto]) -> dict[str, str]:
     return found
 
 
+@functools.cache
+def platform_comments() -> Mapping[str, str]:
+    """The source comments of the platform's proto files (``wealist/source_info.binpb``, written by
+    ``nox -s proto`` beside the generated code); empty when that file is absent.
+    """
+    source = resources.files("wealist") / "source_info.binpb"
+    if not source.is_file():
+        return {}
+    return proto_comments(FileDescriptorSet.FromString(source.read_bytes()).file)
+
+
 def _qualified(scope: str, name: str) -> str:
     return f"{scope}.{name}" if scope else name
 
@@ -292,117 +334,6 @@ def _summary(comment: str) -> str:
     return match.group(1) if match else paragraph
 
 
-@dataclass(frozen=True, slots=True)
-class _PathVariable:
-    """One ``{...}`` (or anonymous wildcard) of a path template."""
-
-    name: str  # the OpenAPI parameter name
-    field_path: str | None  # the request field it binds; None for an anonymous * or **
-    pattern: str  # the segments it matches: "*", "projects/*", "**"
-
-
-@dataclass(frozen=True, slots=True)
-class _Binding:
-    http_method: str
-    template: str
-    body: str
-    response_body: str
-
-
-def _split_segments(text: str) -> list[str]:
-    """Split on '/' outside braces (a variable's pattern holds slashes of its own)."""
-    segments: list[str] = []
-    depth = 0
-    current = ""
-    for char in text:
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth < 0:
-                raise ValueError(f"unbalanced '}}' in path template {text!r}")
-        if char == "/" and depth == 0:
-            segments.append(current)
-            current = ""
-        else:
-            current += char
-    if depth != 0:
-        raise ValueError(f"unbalanced '{{' in path template {text!r}")
-    segments.append(current)
-    return segments
-
-
-def _convert_template(template: str) -> tuple[str, list[_PathVariable]]:
-    """A ``google.api.http`` path template as an OpenAPI path, and its variables in order.
-
-    ``{id}`` stays ``{id}``; ``{name=projects/*}`` becomes ``{name}`` (the pattern is kept on the
-    variable); an anonymous ``*`` or ``**`` becomes a parameter of its own; a ``:verb`` stays literal.
-    """
-    if not template.startswith("/"):
-        raise ValueError(f"path template {template!r} must start with '/'")
-    segments = _split_segments(template[1:])
-    verb = None
-    depth, colon = 0, -1
-    for i, char in enumerate(segments[-1]):
-        depth += {"{": 1, "}": -1}.get(char, 0)
-        if char == ":" and depth == 0:
-            colon = i  # the verb follows the last ':' outside braces of the final segment
-    if colon >= 0:
-        segments[-1], verb = segments[-1][:colon], segments[-1][colon + 1 :]
-    variables: list[_PathVariable] = []
-    out: list[str] = []
-    anonymous = 0
-    for segment in segments:
-        if segment.startswith("{") and segment.endswith("}"):
-            field_path, _, pattern = segment[1:-1].partition("=")
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", field_path):
-                raise ValueError(f"bad variable {segment!r} in path template {template!r}")
-            variables.append(_PathVariable(field_path, field_path, pattern or "*"))
-            out.append("{" + field_path + "}")
-        elif segment in ("*", "**"):
-            anonymous += 1
-            name = f"_wildcard{anonymous}"
-            variables.append(_PathVariable(name, None, segment))
-            out.append("{" + name + "}")
-        elif "{" in segment or "}" in segment:
-            raise ValueError(f"bad segment {segment!r} in path template {template!r}")
-        else:
-            out.append(segment)
-    path = "/" + "/".join(out)
-    if verb is not None:
-        path += ":" + verb
-    return path, variables
-
-
-def _pattern_regex(pattern: str) -> str:
-    """A regular expression for the values a variable pattern (``projects/*/boards/**``) matches."""
-    regex = ""
-    for i, segment in enumerate(pattern.split("/")):
-        separator = "/" if i else ""
-        if segment == "**":
-            regex += f"(?:{separator}.*)?" if i else ".*"
-        elif segment == "*":
-            regex += separator + "[^/]+"
-        else:
-            regex += separator + re.escape(segment)
-    return f"^{regex}$"
-
-
-def _bindings(rule: Any) -> list[_Binding]:
-    found = []
-    for binding in (rule, *rule.additional_bindings):
-        kind = binding.WhichOneof("pattern")
-        if kind is None:
-            continue
-        if kind == "custom":
-            method, template = binding.custom.kind.lower(), binding.custom.path
-        else:
-            method, template = kind, getattr(binding, kind)
-        if method in _HTTP_METHODS:
-            found.append(_Binding(method, template, binding.body, binding.response_body))
-    return found
-
-
 def _field_behaviors(field: FieldDescriptor) -> set[int]:
     return set(field.GetOptions().Extensions[field_behavior_pb2.field_behavior])
 
@@ -419,6 +350,99 @@ def _is_message(field: FieldDescriptor) -> bool:
 
 def _is_map(field: FieldDescriptor) -> bool:
     return _is_message(field) and bool(_message_of(field).GetOptions().map_entry)
+
+
+def _path_variables(route: Route) -> list[tuple[Variable | Wildcard, str]]:
+    """The template's variables and anonymous wildcards with their OpenAPI parameter names.
+
+    A variable is named as clients name its field, in proto3 JSON (``boardId`` for ``{board_id}``).
+    """
+    found: list[tuple[Variable | Wildcard, str]] = []
+    anonymous = 0
+    for part in route.template.parts:
+        if isinstance(part, Variable):
+            target = resolve_field(route.method.input_type, part.field_path)
+            assert target is not None  # routing refused a template naming no field
+            found.append((part, target.json_path))
+        elif isinstance(part, Wildcard):
+            anonymous += 1
+            found.append((part, f"_wildcard{anonymous}"))
+    return found
+
+
+# String formats by wealist.mesh.v1.StringFormat, as JSON Schema names them.
+_FORMATS = {
+    options_pb2.STRING_FORMAT_UUID: "uuid",
+    options_pb2.STRING_FORMAT_EMAIL: "email",
+    options_pb2.STRING_FORMAT_URI: "uri",
+}
+
+
+def _with_rules(schema: Schema, field: FieldDescriptor) -> Schema:
+    """A string's schema with the format, lengths and closed set its ``wealist.mesh.v1.field`` declares."""
+    if field.type != FieldDescriptor.TYPE_STRING:
+        return schema
+    rules = field_rules(field)
+    if rules.format in _FORMATS:
+        schema["format"] = _FORMATS[rules.format]
+    elif rules.format == options_pb2.STRING_FORMAT_JSON_OBJECT:
+        schema["contentMediaType"] = "application/json"
+        schema["contentSchema"] = {"type": "object"}
+    if rules.min_length:
+        schema["minLength"] = rules.min_length
+    if rules.max_length:
+        schema["maxLength"] = rules.max_length
+    if rules.allowed:
+        schema["enum"] = list(rules.allowed)
+    return schema
+
+
+def _with_max_items(schema: Schema, field: FieldDescriptor) -> Schema:
+    max_items = field_rules(field).max_items
+    if max_items:
+        schema["maxItems"] = max_items
+    return schema
+
+
+def _workspace_header(route: Route) -> Schema | None:
+    """The X-Workspace-Id header parameter of a route that reads it."""
+    if route.workspace_header == options_pb2.WORKSPACE_HEADER_UNSPECIFIED:
+        return None
+    required = route.workspace_header == options_pb2.WORKSPACE_HEADER_REQUIRED
+    return {
+        "name": "X-Workspace-Id",
+        "in": "header",
+        "required": required,
+        "schema": {"type": "string", "format": "uuid"},
+        "description": "The workspace the call is for: the web client's current one."
+        + ("" if required else " Read when sent (see the operation's description)."),
+    }
+
+
+def _openapi_path(route: Route) -> str:
+    """A route's template as an OpenAPI path: ``{name=projects/*}`` as ``{name}``, a ``:verb`` kept."""
+    names = iter(name for _, name in _path_variables(route))
+    segments = [
+        part.text if isinstance(part, Literal) else "{" + next(names) + "}" for part in route.template.parts
+    ]
+    path = "/" + "/".join(segments)
+    if route.template.verb is not None:
+        path += ":" + route.template.verb
+    return path
+
+
+def _pattern_regex(pattern: str) -> str:
+    """A regular expression for the values a variable pattern (``projects/*/boards/**``) matches."""
+    regex = ""
+    for i, segment in enumerate(pattern.split("/")):
+        separator = "/" if i else ""
+        if segment == "**":
+            regex += f"(?:{separator}.*)?" if i else ".*"
+        elif segment == "*":
+            regex += separator + "[^/]+"
+        else:
+            regex += separator + re.escape(segment)
+    return f"^{regex}$"
 
 
 class _Builder:
@@ -468,7 +492,7 @@ class _Builder:
             return self.message_schema(_message_of(field))
         if field.type == FieldDescriptor.TYPE_ENUM and field.enum_type is not None:
             return self.enum_schema(field.enum_type)
-        return dict(_SCALARS[field.type])
+        return _with_rules(dict(_SCALARS[field.type]), field)
 
     def field_schema(self, field: FieldDescriptor) -> Schema:
         """The JSON schema of one field's value, repeated and map fields included."""
@@ -483,7 +507,7 @@ class _Builder:
                 schema["propertyNames"] = {"pattern": key_pattern}
             return schema
         if field.is_repeated:
-            return {"type": "array", "items": self._single_schema(field)}
+            return _with_max_items({"type": "array", "items": self._single_schema(field)}, field)
         return self._single_schema(field)
 
     def _proto3_optionals(self, message: Descriptor) -> frozenset[str]:
@@ -532,79 +556,69 @@ class _Builder:
 
     # ----- operations ----------------------------------------------------------------------------
 
-    def add_service(self, service: ServiceDescriptor, label: str) -> None:
-        rest = service.GetOptions().Extensions[options_pb2.service]
-        operations = 0
-        for method in service.methods:
-            try:
-                access = method_access(method)
-            except MissingAccessOption:
-                continue  # no caller is allowed, so no route exists
-            if GATEWAY_WORKLOAD not in access.callers:
-                continue
-            options = method.GetOptions()
-            if not options.HasExtension(annotations_pb2.http):
-                continue
-            workload = workload_of(service)
-            if not workload:
-                raise ValueError(f"{service.full_name} has gateway methods but no workload option")
-            for index, binding in enumerate(_bindings(options.Extensions[annotations_pb2.http])):
-                suffix = f"_{index + 1}" if index else ""
-                self._add_operation(
-                    method=method,
-                    access=access,
-                    binding=binding,
-                    prefix=f"{self.prefix}/{workload}",
-                    operation_id=f"{label}_{method.name}{suffix}",
-                    tag=label,
-                    service_envelope=rest.envelope,
-                )
-                operations += 1
-        if operations:
+    def add_route(self, route: Route, label: str) -> None:
+        """The operation of one route, and the tag of its service."""
+        http_method = route.verb.lower()
+        if http_method not in _HTTP_METHODS:
+            return  # a custom HTTP verb has no place in an OpenAPI path item
+        method = route.method
+        where = f"{method.full_name} ({route.verb} {route.template.source})"
+        path = f"{self.prefix}/{route.workload}{_openapi_path(route)}"
+        suffix = f"_{route.binding_index + 1}" if route.binding_index else ""
+        operation: Schema = {"operationId": f"{label}_{method.name}{suffix}", "tags": [label]}
+        comment = self.comments.get(method.full_name, "")
+        operation["summary"] = _summary(comment) if comment else method.name
+        if comment:
+            operation["description"] = comment
+        if method.GetOptions().deprecated:
+            operation["deprecated"] = True
+        operation.update(self._inputs(route, http_method, where))
+        responses = self._success(route, operation)
+        for status, (name, _) in _ERRORS.items():
+            if status != "401" or route.user is not UserAuth.REFUSED:
+                responses[status] = {"$ref": _RESPONSES + name}
+        operation["responses"] = dict(sorted(responses.items()))
+        operation["security"] = _security(route.user, streaming=bool(route.stream))
+        operation["x-grpc-method"] = route.grpc_path
+
+        item = self.paths.setdefault(path, {})
+        if http_method in item:
+            other = item[http_method]["x-grpc-method"]
+            raise ValueError(f"{where}: {http_method.upper()} {path} is already bound to {other}")
+        item[http_method] = operation
+        service = method.containing_service
+        if label not in self.tags:
             tag: Schema = {"name": label, "x-grpc-service": service.full_name}
             if service.full_name in self.comments:
                 tag["description"] = self.comments[service.full_name]
             self.tags[label] = tag
 
-    def _resolve(self, message: Descriptor, field_path: str, where: str) -> FieldDescriptor:
-        """The field a dotted path names, through singular message fields."""
-        current: Descriptor = message
-        parts = field_path.split(".")
-        field: FieldDescriptor | None = None
-        for i, part in enumerate(parts):
-            field = current.fields_by_name.get(part)
-            if field is None:
-                raise ValueError(f"{where}: {message.full_name} has no field {field_path!r}")
-            if i < len(parts) - 1:
-                if not _is_message(field) or field.is_repeated:
-                    raise ValueError(f"{where}: {field_path!r} does not go through a message field")
-                current = _message_of(field)
-        assert field is not None
-        return field
-
-    def _path_parameter(self, variable: _PathVariable, request: Descriptor, where: str) -> Schema:
-        if variable.field_path is None:
-            what = "any path segment" if variable.pattern == "*" else "any rest of the path (may contain '/')"
+    def _path_parameter(
+        self, part: Variable | Wildcard, name: str, request: Descriptor, where: str
+    ) -> Schema:
+        if isinstance(part, Wildcard):
+            what = "any path segment" if part.pattern == "*" else "any rest of the path (may contain '/')"
             return {
-                "name": variable.name,
+                "name": name,
                 "in": "path",
                 "required": True,
                 "schema": {"type": "string"},
                 "description": f"Matches {what}; not bound to a request field.",
             }
-        field = self._resolve(request, variable.field_path, where)
-        is_message = _is_message(field)
-        if field.is_repeated or (is_message and _message_of(field).full_name not in _SCALAR_WELL_KNOWN):
-            raise ValueError(f"{where}: path variable {variable.field_path!r} is not a scalar field")
+        target = resolve_field(request, part.field_path)
+        assert target is not None  # routing refused a template naming no field
+        field = target.descriptor
+        if _is_message(field) and _message_of(field).full_name not in _SCALAR_WELL_KNOWN:
+            raise ValueError(f"{where}: path variable {part.field_path!r} is not a scalar field")
         schema = self.field_schema(field)
         if isinstance(schema.get("type"), list):
             schema = {**schema, "type": schema["type"][0]}  # a path value is never null
-        parameter: Schema = {"name": variable.name, "in": "path", "required": True, "schema": schema}
+        parameter: Schema = {"name": name, "in": "path", "required": True, "schema": schema}
         description = self.comments.get(field.full_name, "")
-        if variable.pattern != "*":
+        if part.pattern != "*":
             if schema.get("type") == "string":
-                schema["pattern"] = _pattern_regex(variable.pattern)
-            note = f"Matches `{variable.pattern}`: the value spans path segments, '/' included."
+                schema["pattern"] = _pattern_regex(part.pattern)
+            note = f"Matches `{part.pattern}`: the value spans path segments, '/' included."
             description = f"{description}\n\n{note}" if description else note
         if description:
             parameter["description"] = description
@@ -646,7 +660,8 @@ class _Builder:
             schema["type"] = schema["type"][0]  # a wrapper's null is simply leaving the parameter out
         parameter: Schema = {"name": name, "in": "query", "schema": schema}
         if field.is_repeated:
-            parameter.update(schema={"type": "array", "items": schema}, style="form", explode=True)
+            array = _with_max_items({"type": "array", "items": schema}, field)
+            parameter.update(schema=array, style="form", explode=True)
         if field.full_name in self.comments:
             parameter["description"] = self.comments[field.full_name]
         if field_behavior_pb2.REQUIRED in _field_behaviors(field):
@@ -655,7 +670,7 @@ class _Builder:
             parameter["deprecated"] = True
         return parameter
 
-    def _request_body(self, request: Descriptor, body: str, bound: set[str], where: str) -> Schema:
+    def _request_body(self, request: Descriptor, body: str, bound: set[str]) -> Schema:
         if body == "*":
             schema = self.message_schema(request)
             top_bound = {request.fields_by_name[p].json_name for p in bound if "." not in p}
@@ -670,113 +685,52 @@ class _Builder:
                 if required:
                     schema["required"] = required
         else:
-            field = self._resolve(request, body, where)
+            field = request.fields_by_name[body]
             schema = self.field_schema(field)
             if field.full_name in self.comments:
                 schema["description"] = self.comments[field.full_name]
         return {"content": {"application/json": {"schema": schema}}}
 
-    def _payload_schema(self, response: Descriptor, response_body: str, where: str) -> Schema:
-        if response_body:
-            return self.field_schema(self._resolve(response, response_body, where))
+    def _payload_schema(self, route: Route) -> Schema:
+        response = route.method.output_type
+        if route.response_body:
+            return self.field_schema(response.fields_by_name[route.response_body])
         if not response.fields:
             return {"type": "null"}  # a reply that carries nothing is printed as null (transcode)
         return self.message_schema(response)
 
-    def _add_operation(
-        self,
-        *,
-        method: MethodDescriptor,
-        access: MethodAccess,
-        binding: _Binding,
-        prefix: str,
-        operation_id: str,
-        tag: str,
-        service_envelope: int,
-    ) -> None:
-        where = f"{method.full_name} ({binding.http_method.upper()} {binding.template})"
-        options = method.GetOptions()
-        rest = options.Extensions[options_pb2.rest]
-        if (method.server_streaming or method.client_streaming) and not rest.stream:
-            return  # the gateway offers a stream only over a declared transport
-        # A WebSocket is opened by a GET whatever the rule's verb.
-        http_method = "get" if rest.stream == options_pb2.STREAM_TRANSPORT_WEBSOCKET else binding.http_method
-
-        template_path, variables = _convert_template(binding.template)
-        path = prefix + template_path
-        operation: Schema = {"operationId": operation_id, "tags": [tag]}
-        comment = self.comments.get(method.full_name, "")
-        operation["summary"] = _summary(comment) if comment else method.name
-        if comment:
-            operation["description"] = comment
-        if options.deprecated:
-            operation["deprecated"] = True
-        operation.update(self._inputs(method, binding, variables, http_method, where))
-        responses = self._success(
-            method=method,
-            rest=rest,
-            binding=binding,
-            service_envelope=service_envelope,
-            operation=operation,
-            where=where,
-        )
-        for status, (name, _) in _ERRORS.items():
-            if status != "401" or access.user is not UserAuth.REFUSED:
-                responses[status] = {"$ref": _RESPONSES + name}
-        operation["responses"] = dict(sorted(responses.items()))
-        operation["security"] = _security(access.user, streaming=bool(rest.stream))
-        operation["x-grpc-method"] = access.path
-
-        item = self.paths.setdefault(path, {})
-        if http_method in item:
-            other = item[http_method]["x-grpc-method"]
-            raise ValueError(f"{where}: {http_method.upper()} {path} is already bound to {other}")
-        item[http_method] = operation
-
-    def _inputs(
-        self,
-        method: MethodDescriptor,
-        binding: _Binding,
-        variables: list[_PathVariable],
-        http_method: str,
-        where: str,
-    ) -> Schema:
+    def _inputs(self, route: Route, http_method: str, where: str) -> Schema:
         """``parameters`` and ``requestBody`` of an operation: path variables, then body or query.
 
         A WebSocket's first request message (and, when the client streams, the base of every frame's
         message) comes from the path and the query, as a GET's does.
         """
-        request = method.input_type
-        parameters = [self._path_parameter(v, request, where) for v in variables]
-        bound = {v.field_path for v in variables if v.field_path is not None}
+        request = route.method.input_type
+        parameters = [
+            self._path_parameter(part, name, request, where) for part, name in _path_variables(route)
+        ]
+        bound = set(route.template.variables)
         found: Schema = {}
-        if binding.body and http_method != "get":
-            found["requestBody"] = self._request_body(request, binding.body, bound, where)
-            if binding.body != "*":
-                parameters += self._query_parameters(request, {*bound, binding.body})
+        if route.body and http_method != "get":
+            found["requestBody"] = self._request_body(request, route.body, bound)
+            if route.body != "*":
+                parameters += self._query_parameters(request, {*bound, route.body})
         else:
             parameters += self._query_parameters(request, bound)
+        header = _workspace_header(route)
+        if header is not None:
+            parameters.append(header)
         if parameters:
             found["parameters"] = parameters
         return found
 
-    def _success(
-        self,
-        *,
-        method: MethodDescriptor,
-        rest: Any,
-        binding: _Binding,
-        service_envelope: int,
-        operation: Schema,
-        where: str,
-    ) -> dict[str, Schema]:
-        """The success response(s) of an operation; streams also describe their messages on ``operation``."""
-        response = method.output_type
-        payload = self._payload_schema(response, binding.response_body, where)
-        if rest.stream == options_pb2.STREAM_TRANSPORT_WEBSOCKET:
+    def _success(self, route: Route, operation: Schema) -> dict[str, Schema]:
+        """The success response(s) of a route; streams also describe their messages on ``operation``."""
+        payload = self._payload_schema(route)
+        if route.stream == options_pb2.STREAM_TRANSPORT_WEBSOCKET:
             socket: Schema = {"serverToClient": payload}
-            if method.client_streaming:
-                socket["clientToServer"] = self.message_schema(method.input_type)
+            if route.client_streaming:
+                socket["clientToServer"] = self.message_schema(route.method.input_type)
             operation["x-websocket"] = socket
             return {
                 "101": {
@@ -788,8 +742,8 @@ class _Builder:
                     "content": {"application/json": {"schema": {"$ref": _SCHEMAS + ERROR_SCHEMA}}},
                 },
             }
-        if rest.stream == options_pb2.STREAM_TRANSPORT_SSE:
-            event = rest.sse_event or "message"
+        if route.stream == options_pb2.STREAM_TRANSPORT_SSE:
+            event = route.sse_event
             operation["x-sse"] = {"event": event, "data": payload}
             return {
                 "200": {
@@ -798,21 +752,18 @@ class _Builder:
                     "content": {"text/event-stream": {"schema": {"type": "string"}}},
                 }
             }
-        if rest.redirect_field:
-            if rest.redirect_field not in response.fields_by_name:
-                raise ValueError(f"{where}: redirect_field {rest.redirect_field!r} is not a response field")
+        if route.redirect_field:
             location = {"required": True, "schema": {"type": "string", "format": "uri-reference"}}
             return {
                 "302": {
-                    "description": f"A redirect to the response's `{rest.redirect_field}`.",
+                    "description": f"A redirect to the response's `{route.redirect_field}`.",
                     "headers": {"Location": location},
                 }
             }
-        status = str(rest.success_status or 200)
+        status = str(route.success_status)
         success: Schema = {"description": "Success."}
         if status != "204":
-            envelope = rest.envelope or service_envelope
-            success["content"] = {"application/json": {"schema": wrap_envelope(payload, envelope)}}
+            success["content"] = {"application/json": {"schema": wrap_envelope(payload, route.envelope)}}
         return {status: success}
 
     # ----- the document --------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Streaming RPCs over HTTP: server streams as SSE or WebSocket, bidirectional streams as WebSocket.
 
 Browsers cannot set headers on EventSource or WebSocket, so these routes also take the access token
-from ``?token=``, as the web client sends it. When the client goes away the gRPC call is cancelled, so
-the service releases what it held for the stream.
+from ``?token=``, as the web client sends it, when no ``Authorization`` header is sent (a header that
+is sent must be a well-formed ``Bearer``: see ``gateway.core.presented_token``). When the client goes
+away the gRPC call is cancelled, so the service releases what it held for the stream.
 
 Bidirectional sockets: the first request message of a socket is the opening one, built from the path
 and query (no body). The gateway sends it as soon as the socket is accepted, so the service knows what
@@ -15,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
+import time
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 from google.protobuf.message import Message
@@ -25,18 +26,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gateway.errors import HttpError, Refused, from_rpc_error
+from gateway.core import Backend, Gateway, presented_token
+from gateway.errors import HttpError, Refused, from_mesh_error, from_rpc_error, ws_close_code
 from gateway.jsonprint import encode
-from gateway.metadata import outgoing_metadata
+from gateway.metadata import forwarded_headers, outgoing_metadata, request_id_of
 from gateway.routing import Route
-from gateway.transcode import build_request, merge_json, response_payload
+from gateway.transcode import build_request, merge_json, parse_json_object, response_payload
 from mesh import MeshError, Unauthenticated, UserClaims
-
-if TYPE_CHECKING:
-    from gateway.app import Backend, Gateway
-
-# A socket closed for a reason the client should not retry blindly: 4401 like HTTP 401, 4403 like 403.
-WS_CLOSE_BASE = 4000
 
 
 def _query_without_token(query: Any) -> list[tuple[str, str]]:
@@ -44,10 +40,7 @@ def _query_without_token(query: Any) -> list[tuple[str, str]]:
 
 
 def _token(request: Request | WebSocket) -> str | None:
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return request.query_params.get("token")
+    return presented_token(request.headers.get("authorization"), request.query_params.get("token"))
 
 
 def _event(name: str, data: Any) -> bytes:
@@ -55,15 +48,24 @@ def _event(name: str, data: Any) -> bytes:
 
 
 async def sse(
-    gateway: Gateway, backend: Backend, values: Mapping[str, str], request: Request, request_id: str
+    gateway: Gateway,
+    backend: Backend,
+    values: Mapping[str, str],
+    request: Request,
+    *,
+    request_id: str,
+    forwarded: tuple[tuple[str, str], ...],
 ) -> Response:
-    """A server-streaming RPC as server-sent events: ``connected``, then one event per message."""
+    """A server-streaming RPC as server-sent events: ``connected``, then one event per message.
+
+    ``forwarded`` are the checked headers the call carries as metadata (gateway/metadata.py).
+    """
     route = backend.route
     # A refused token or bad query raises to the REST handler, which answers in the error envelope.
     user = await gateway.user_token(route, _token(request))
     token = user.token if user else None
     message = build_request(route, values, _query_without_token(request.query_params), b"")
-    metadata = outgoing_metadata(request.headers, request_id=request_id, token=token)
+    metadata = outgoing_metadata(forwarded, request_id=request_id, token=token)
     call = backend.call(message, metadata=metadata)
     try:
         await call.initial_metadata()
@@ -113,25 +115,21 @@ async def websocket(gateway: Gateway, backend: Backend, values: Mapping[str, str
     opening request message, sent on accept, and each client frame is one request message after it.
     """
     route = backend.route
-    request_id = socket.headers.get("x-request-id") or uuid.uuid4().hex
+    request_id = request_id_of(socket.headers.get("x-request-id"))
     query = _query_without_token(socket.query_params)
     try:
+        forwarded = forwarded_headers(socket.headers, limit=gateway.settings.max_forwarded_header_bytes)
         user = await gateway.user_token(route, _token(socket))
         opening = build_request(route, values, query, b"")
-    except MeshError as error:
+    except (MeshError, Refused) as error:
         # Accepted, then closed with 4000 + the HTTP status: a browser sees the code, where a refused
         # handshake would only show 1006.
+        failure = error.error if isinstance(error, Refused) else from_mesh_error(error)
         await socket.accept()
-        await socket.close(
-            code=WS_CLOSE_BASE + (401 if error.status is grpc.StatusCode.UNAUTHENTICATED else 400)
-        )
-        return
-    except Refused as refused:  # a missing token
-        await socket.accept()
-        await socket.close(code=WS_CLOSE_BASE + refused.error.status)
+        await socket.close(code=ws_close_code(failure))
         return
     await socket.accept()
-    metadata = outgoing_metadata(socket.headers, request_id=request_id, token=user.token if user else None)
+    metadata = outgoing_metadata(forwarded, request_id=request_id, token=user.token if user else None)
     if route.client_streaming:
         # The first request message of a socket is the opening one, built from the path and query, sent
         # at once; then one per client frame (with the path's and query's fields too).
@@ -152,7 +150,7 @@ async def websocket(gateway: Gateway, backend: Backend, values: Mapping[str, str
             failure = from_rpc_error(error)
             with contextlib.suppress(Exception):
                 await socket.send_text(json.dumps(failure.body()))
-                await socket.close(code=WS_CLOSE_BASE + failure.status)
+                await socket.close(code=ws_close_code(failure))
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
@@ -162,14 +160,17 @@ async def websocket(gateway: Gateway, backend: Backend, values: Mapping[str, str
 
 
 async def _lapsed(gateway: Gateway, route: Route, user: UserClaims | None) -> HttpError:
-    """Returns, with the 401 to tell the client, once the stream's token is revoked or its account
-    deleted; checked every ``stream_recheck_seconds``. Never returns for a stream without a user.
+    """Returns, with the 401 to tell the client, once the stream's token expires, is revoked or its
+    account deleted; checked every ``stream_recheck_seconds``. Never returns for a stream without a user.
     """
     if user is None:
         await asyncio.Event().wait()
     assert user is not None
     while True:
         await asyncio.sleep(gateway.settings.stream_recheck_seconds)
+        # The same leeway as the verifier's: a token it would still accept keeps its stream.
+        if user.expires_at <= time.time() - gateway.verifier.leeway_seconds:
+            return HttpError(401, "TOKEN_EXPIRED", "token has expired")
         try:
             await gateway.verifier.check_standing(user, closed_account_allowed=route.closed_account_allowed)
         except Unauthenticated as error:
@@ -185,7 +186,7 @@ async def _end_when_lapsed(
     failure = await _lapsed(gateway, route, user)
     with contextlib.suppress(Exception):
         await socket.send_text(encode(failure.body()).decode())
-        await socket.close(code=WS_CLOSE_BASE + failure.status)
+        await socket.close(code=ws_close_code(failure))
     call.cancel()
 
 
@@ -196,28 +197,46 @@ async def _drain(queue: asyncio.Queue[Message | None]) -> AsyncIterator[Message]
 
 async def _read_frames(
     socket: WebSocket,
-    route: Any,
+    route: Route,
     values: Mapping[str, str],
     query: list[tuple[str, str]],
     outgoing: asyncio.Queue[Message | None],
 ) -> None:
-    """Client frames → the request messages after the opening one (with the path and query fields)."""
+    """Client frames → the request messages after the opening one (with the path and query fields).
+
+    A frame that is not a JSON object of the message (not UTF-8, not JSON, nested too deeply, a wrong
+    type) is answered with an error frame and skipped; the socket stays open.
+    """
     try:
         while True:
-            text = await socket.receive_text()
+            frame = await socket.receive()
+            if frame["type"] == "websocket.disconnect":
+                break
             message = build_request(route, values, query, b"")
             try:
-                merge_json(message, json.loads(text))
-            except (MeshError, json.JSONDecodeError) as error:
-                await socket.send_text(json.dumps({"error": {"code": "BAD_FRAME", "message": str(error)}}))
+                merge_json(message, parse_json_object(_frame_text(frame), field="frame"))
+            except MeshError as error:
+                failure = from_mesh_error(error)
+                bad = HttpError(failure.status, "BAD_FRAME", failure.message, failure.field)
+                await socket.send_text(encode(bad.body()).decode())
                 continue
             await outgoing.put(message)
     except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
         await outgoing.put(None)
+
+
+def _frame_text(frame: Mapping[str, Any]) -> str | bytes:
+    """A frame's payload: text frames as sent, binary ones as bytes (JSON parses UTF-8 bytes too)."""
+    text = frame.get("text")
+    if text is not None:
+        return str(text)
+    return bytes(frame.get("bytes") or b"")
 
 
 async def _ignore_frames(socket: WebSocket) -> None:
     """A server-streaming socket: read (and drop) client frames so close frames are noticed."""
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-        while True:
-            await socket.receive_text()
+        while (await socket.receive())["type"] != "websocket.disconnect":
+            pass

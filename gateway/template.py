@@ -32,7 +32,16 @@ from urllib.parse import unquote_to_bytes
 
 from mesh import InvalidField
 
-__all__ = ["PathTemplate", "RouteConflictError", "Router", "TemplateError"]
+__all__ = [
+    "Literal",
+    "PathTemplate",
+    "RouteConflictError",
+    "Router",
+    "TemplateError",
+    "TemplatePart",
+    "Variable",
+    "Wildcard",
+]
 
 T = TypeVar("T")
 
@@ -67,6 +76,37 @@ class _Capture:
     start: int
     stop: int | None  # None: up to the end of the path (the variable ends in "**")
     multi: bool  # several segments: "%2F" stays encoded (http.proto's reserved expansion)
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    """A literal segment of a template, still percent-encoded as the grammar allows it."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """A ``{field_path}`` or ``{field_path=pattern}``: the request field it sets and the segments it takes.
+
+    ``pattern`` is the variable's segments as written (``"*"`` for a bare ``{id}``, ``"projects/*"``,
+    ``"**"``); ``multi`` says the value may span segments ('/' included).
+    """
+
+    field_path: str
+    json_path: str
+    pattern: str
+    multi: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Wildcard:
+    """An anonymous ``*`` or ``**``: matched, but bound to no field."""
+
+    pattern: str
+
+
+TemplatePart = Literal | Variable | Wildcard
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +202,28 @@ class PathTemplate:
                     value = _decode_segment(value, capture.json_path)
             values[capture.field_path] = value
         return values
+
+    @property
+    def parts(self) -> tuple[TemplatePart, ...]:
+        """The template as its literals, variables and anonymous wildcards, left to right (no verb).
+
+        What documents a route (gateway/openapi.py) reads, so the docs are the router's own parse.
+        """
+        starts = {capture.start: capture for capture in self._captures}
+        parts: list[TemplatePart] = []
+        index = 0
+        while index < len(self.pattern):
+            capture = starts.get(index)
+            if capture is not None:
+                stop = len(self.pattern) if capture.stop is None else capture.stop
+                pattern = "/".join(self.pattern[index:stop])
+                parts.append(Variable(capture.field_path, capture.json_path, pattern, capture.multi))
+                index = stop
+                continue
+            element = self.pattern[index]
+            parts.append(Wildcard(element) if element in (_STAR, _DOUBLE_STAR) else Literal(element))
+            index += 1
+        return tuple(parts)
 
     def __str__(self) -> str:
         return self.source

@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import HttpError
-from mesh import server_span
+from mesh import MeshError, server_span
 
 _TRACE_HEADERS = (b"traceparent", b"tracestate")
 
@@ -25,8 +25,11 @@ class TracedGateway:
         method = scope.get("method", "GET")
         gateway = getattr(getattr(self.app, "state", None), "gateway", None)
         if gateway is not None:
-            found = gateway.find(method, scope["raw_path"].decode("latin-1"))
-            if not isinstance(found, HttpError):
+            try:
+                found = gateway.find(method, scope["raw_path"].decode("latin-1"))
+            except MeshError:  # a path variable that is not UTF-8: the request is answered a 400
+                found = None
+            if found is not None and not isinstance(found, HttpError):
                 return f"{method} {found[0].route.label}"
         return f"{method} {scope['path']}" if scope["path"] in ("/health", "/ready") else method
 

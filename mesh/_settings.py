@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 
 from mesh._production import REQUIRED_IN_PRODUCTION, production_problems
 
-# gRPC ports of DESIGN.md; each workload also serves /metrics and /health on its port + 100.
+# The gRPC port of each workload (docs/architecture.md); each also serves /metrics and /health on port + 100.
 DEFAULT_PORTS: dict[str, int] = {
     "auth": 8080,
     "user": 8081,

@@ -26,14 +26,12 @@ from google.protobuf.descriptor import ServiceDescriptor
 from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
-from gateway.app import API_PREFIX, SEED_PREFIX
+from gateway.mounts import API_PREFIX, EDGE_PREFIXES, GATEWAY_WORKLOAD, SEED_PREFIX
 from gateway.routing import Route, build_routes
 from gateway.settings import GatewaySettings
-from mesh import DEFAULT_PORTS, MeshSettings, method_access, variable_of
+from mesh import DEFAULT_PORTS, REQUIRED_IN_PRODUCTION, MeshSettings, method_access, variable_of
 from tools.image import Images
 from tools.policy import (
-    EDGE_PREFIXES,
-    GATEWAY_WORKLOAD,
     INGRESS_GATEWAY,
     INGRESS_PORT,
     Document,
@@ -138,7 +136,9 @@ def secret_env(settings: type[MeshSettings], *, owns_database: bool) -> tuple[Se
     return tuple(
         SecretEnv(
             variable_of(n, fields[n]),
-            optional=n not in ("redis_url", "database_url") and fields[n].default is None,
+            optional=n not in ("redis_url", "database_url")
+            and fields[n].default is None
+            and fields[n].json_schema_extra != REQUIRED_IN_PRODUCTION,
         )
         for n in names
     )
@@ -500,6 +500,16 @@ def deadlines() -> tuple[float, dict[str, float]]:
     return default, {str(k): float(v) for k, v in overrides.items()}
 
 
+def longest_deadlines() -> tuple[float, dict[str, float]]:
+    """The longest deadline a client may ask the gateway for (Grpc-Timeout is clamped to it), by workload.
+
+    The edge must wait at least this long, or it would cut off a call the gateway lets run.
+    """
+    settings = GatewaySettings.model_construct()
+    workloads = {*settings.deadline_overrides, *settings.max_deadline_overrides}
+    return settings.max_deadline_for(""), {w: settings.max_deadline_for(w) for w in sorted(workloads)}
+
+
 def deadline_for(workload: str) -> float:
     """The gateway's deadline of unary calls to ``workload``."""
     default, overrides = deadlines()
@@ -589,7 +599,7 @@ def http_route(services: Iterable[ServiceDescriptor], layout: Layout) -> Documen
         rules.append(
             {"name": "streams", "matches": streams, "backendRefs": backend, "timeouts": {"request": "0s"}}
         )
-    default, overrides = deadlines()
+    default, overrides = longest_deadlines()
     for workload, seconds in sorted(overrides.items()):
         rules.append(
             {
@@ -618,9 +628,9 @@ def http_route(services: Iterable[ServiceDescriptor], layout: Layout) -> Documen
     }
     comment = f"""\
 /api/svc/<svc>, /svc/<svc> and the OAuth2 paths to the REST gateway, which routes them from the descriptors.
-The edge waits {duration(EDGE_GRACE_SECONDS)} longer than the gateway's own deadline for the service, so the
-client gets the gateway's enveloped error rather than Envoy's. Streams (methods with rest.stream: SSE,
-WebSocket) get "0s", which Gateway API defines as no timeout."""
+The edge waits {duration(EDGE_GRACE_SECONDS)} longer than the longest deadline the gateway lets a client ask
+for on the service, so the client gets the gateway's enveloped error rather than Envoy's. Streams (methods
+with rest.stream: SSE, WebSocket) get "0s", which Gateway API defines as no timeout."""
     return Document(body, comment)
 
 

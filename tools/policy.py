@@ -25,7 +25,7 @@ from typing import Any
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_reflection.v1alpha import reflection_pb2
 
-from gateway.app import API_PREFIX, SEED_PREFIX
+from gateway.mounts import EDGE_PREFIXES, GATEWAY_WORKLOAD, SEED_PREFIX
 from gateway.routing import bindings
 from gateway.settings import GatewaySettings
 from mesh import (
@@ -41,7 +41,6 @@ from mesh import (
 
 Resource = dict[str, Any]
 
-GATEWAY_WORKLOAD = "gateway"
 AUTH_WORKLOAD = "auth"
 # The Gateway API Gateway (the ingress proxy Istio deploys for it is named "<gateway>-istio").
 INGRESS_GATEWAY = "wealist"
@@ -58,10 +57,8 @@ REFLECTION_PATHS = tuple(
     for method in reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"].methods
 )
 METRICS_PATH = "/metrics"
-# The paths the REST gateway serves to the outside, as gateway.app splits them; its own /health,
+# The paths the REST gateway serves to the outside are gateway.mounts.EDGE_PREFIXES; its own /health,
 # /metrics and /docs stay inside the cluster.
-OAUTH_PREFIXES = ("/api/oauth2/", "/oauth2/")
-EDGE_PREFIXES = (API_PREFIX, SEED_PREFIX, *OAUTH_PREFIXES)
 # Only access tokens identify a user; a refresh token (same issuer and key) must not pass as one.
 TOKEN_TYPE_CLAIM = "request.auth.claims[type]"  # noqa: S105 - a claim's name, no secret
 PART_OF = {"app.kubernetes.io/part-of": "wealist"}

@@ -1,7 +1,7 @@
 """Issuing token pairs, and auth's refresh / logout / validate rules on top of the shared verifier.
 
-Claims follow the contract (auth-user.md 2.1): ``sub`` (user UUID), ``iss``, ``iat``, ``exp`` (epoch
-seconds), ``type`` (``access``/``refresh``), ``email`` only when non-blank; header
+Claims are the ones the web client reads (docs/services/auth.md): ``sub`` (user UUID), ``iss``, ``iat``,
+``exp`` (epoch seconds), ``type`` (``access``/``refresh``), ``email`` only when non-blank; header
 ``{"typ":"JWT","alg":"RS256","kid":…}``. Two additions: ``jti`` (see :meth:`TokenIssuer.issue_pair`)
 and ``sid``, the login session, shared by the access and refresh token of one login and handed on by every
 refresh.

@@ -9,6 +9,7 @@ its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import socket
 import sys
@@ -26,6 +27,7 @@ from grpc_tools import protoc
 
 from devstack import StackInfo
 from gateway.app import create_app
+from gateway.server import GatewayServer, server_config
 from gateway.settings import GatewaySettings
 from mesh import (
     Channels,
@@ -36,7 +38,6 @@ from mesh import (
     all_services,
     current_call,
     ensure_dev_pki,
-    http_server,
     load_tls,
 )
 from tools.protogen import PROTO_ROOT, _googleapis_root
@@ -103,6 +104,13 @@ def _servicer(pb2: ModuleType, pb2_grpc: ModuleType) -> Any:
                 loud=request.loud,
                 user_id=user_id(),
                 workspace_id=str(metadata.get("x-workspace-id", workspace())),
+            )
+
+        async def CallInfo(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            metadata = dict(context.invocation_metadata() or ())
+            return pb2.CallInfoResponse(
+                deadline_seconds=context.time_remaining() or 0.0,
+                request_id=str(metadata.get("x-request-id", "")),
             )
 
         async def WhoAmI(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
@@ -198,18 +206,26 @@ class GatewayUnderTest:
     settings: GatewaySettings
 
 
-@pytest_asyncio.fixture(scope="session")
-async def gateway(stack: StackInfo, echo_backend: EchoBackend) -> AsyncIterator[GatewayUnderTest]:
-    """The gateway app under a real uvicorn on a free port, routing the platform and the echo service."""
+@contextlib.asynccontextmanager
+async def serve_gateway(
+    stack: StackInfo, echo_backend: EchoBackend, **overrides: Any
+) -> AsyncIterator[GatewayUnderTest]:
+    """A gateway app under a real uvicorn on a free port, routing the platform and the echo service.
+
+    ``overrides`` are settings beside the test defaults (short pings and rechecks, a 64 KiB body limit).
+    """
     port = _free_port()
     settings = GatewaySettings(
-        state_dir=stack.state_dir,
-        http_port=port,
-        redis_url=stack.redis_url,
-        max_body_bytes=64 * 1024,
-        sse_ping_seconds=0.2,
-        stream_recheck_seconds=0.2,
-        log_json=False,
+        **{
+            "state_dir": stack.state_dir,
+            "http_port": port,
+            "redis_url": stack.redis_url,
+            "max_body_bytes": 64 * 1024,
+            "sse_ping_seconds": 0.2,
+            "stream_recheck_seconds": 0.2,
+            "log_json": False,
+            **overrides,
+        }
     )
     echo_service = echo_backend.pb2.DESCRIPTOR.services_by_name["EchoService"]
     app = create_app(
@@ -221,7 +237,7 @@ async def gateway(stack: StackInfo, echo_backend: EchoBackend) -> AsyncIterator[
             "echo": echo_backend.address,
         },
     )
-    server = http_server(app)
+    server = GatewayServer(server_config(app, settings, lifespan="off", loop="none"), quiet=True)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
@@ -229,12 +245,21 @@ async def gateway(stack: StackInfo, echo_backend: EchoBackend) -> AsyncIterator[
     sock.setblocking(False)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-        for _ in range(100):
-            if server.started:
-                break
-            await asyncio.sleep(0.05)
-        yield GatewayUnderTest(base, client, settings)
-    server.should_exit = True
-    await task
-    await app.state.gateway.close()
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            for _ in range(100):
+                if server.started:
+                    break
+                await asyncio.sleep(0.05)
+            yield GatewayUnderTest(base, client, settings)
+    finally:
+        server.should_exit = True
+        await task
+        await app.state.gateway.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def gateway(stack: StackInfo, echo_backend: EchoBackend) -> AsyncIterator[GatewayUnderTest]:
+    """The gateway app under a real uvicorn on a free port, routing the platform and the echo service."""
+    async with serve_gateway(stack, echo_backend) as served:
+        yield served

@@ -44,7 +44,14 @@ from wealist.mesh.v1 import options_pb2
 from wealist.user.v1 import user_pb2
 
 from gateway.docs import ASSET_FILES, assets_directory, docs_html
-from gateway.openapi import build_openapi, proto_comments, render_openapi, wrap_envelope
+from gateway.openapi import (
+    build_openapi,
+    openapi_document,
+    platform_comments,
+    proto_comments,
+    render_openapi,
+    wrap_envelope,
+)
 from gateway.routing import build_routes
 from mesh import all_services
 from tools.protogen import PROTO_ROOT, _googleapis_root, proto_files
@@ -614,10 +621,10 @@ def test_only_gateway_methods_with_rules_and_transports(synthetic_doc: dict[str,
 
 
 def test_get_with_query_parameters(synthetic_doc: dict[str, Any]) -> None:
-    operation = synthetic_doc["paths"]["/api/svc/things/api/things/{board_id}"]["get"]
+    operation = synthetic_doc["paths"]["/api/svc/things/api/things/{boardId}"]["get"]
     params = _params(operation)
-    assert params["path", "board_id"] == {
-        "name": "board_id",
+    assert params["path", "boardId"] == {
+        "name": "boardId",
         "in": "path",
         "required": True,
         "schema": {"type": "string"},
@@ -633,12 +640,12 @@ def test_get_with_query_parameters(synthetic_doc: dict[str, Any]) -> None:
     assert params["query", "since"]["schema"] == {"type": "string", "format": "date-time"}
     assert params["query", "limit"]["schema"] == {"type": "integer", "format": "int32"}
     assert "requestBody" not in operation
-    additional = synthetic_doc["paths"]["/api/svc/things/api/v2/things/{board_id}"]["get"]
+    additional = synthetic_doc["paths"]["/api/svc/things/api/v2/things/{boardId}"]["get"]
     assert additional["x-grpc-method"] == operation["x-grpc-method"] == f"/{PACKAGE}.ThingService/GetThing"
 
 
 def test_envelopes(synthetic_doc: dict[str, Any]) -> None:
-    things = synthetic_doc["paths"]["/api/svc/things/api/things/{board_id}"]
+    things = synthetic_doc["paths"]["/api/svc/things/api/things/{boardId}"]
     reply = {"$ref": f"{SCHEMAS}{PACKAGE}.Reply"}
     sample = {"$ref": f"{SCHEMAS}{PACKAGE}.Sample"}
     # The service's ENVELOPE_DATA_REQUEST_ID.
@@ -669,7 +676,7 @@ def test_wrap_envelope_directly() -> None:
 
 
 def test_bodies(synthetic_doc: dict[str, Any]) -> None:
-    things = synthetic_doc["paths"]["/api/svc/things/api/things/{board_id}"]
+    things = synthetic_doc["paths"]["/api/svc/things/api/things/{boardId}"]
     patch = things["patch"]
     assert patch["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": f"{SCHEMAS}{PACKAGE}.Sample"
@@ -683,7 +690,7 @@ def test_bodies(synthetic_doc: dict[str, Any]) -> None:
 
 
 def test_security_by_user_auth(synthetic_doc: dict[str, Any]) -> None:
-    things = synthetic_doc["paths"]["/api/svc/things/api/things/{board_id}"]
+    things = synthetic_doc["paths"]["/api/svc/things/api/things/{boardId}"]
     assert things["get"]["security"] == [{"bearerAuth": []}]
     assert things["patch"]["security"] == [{"bearerAuth": []}, {}]
     assert "401" in things["patch"]["responses"]
@@ -712,11 +719,11 @@ def test_redirect(synthetic_doc: dict[str, Any]) -> None:
 
 
 def test_streams(synthetic_doc: dict[str, Any]) -> None:
-    events = synthetic_doc["paths"]["/api/svc/things/api/things/{board_id}/events"]["get"]
+    events = synthetic_doc["paths"]["/api/svc/things/api/things/{boardId}/events"]["get"]
     assert "text/event-stream" in events["responses"]["200"]["content"]
     assert events["x-sse"] == {"event": "thing", "data": {"$ref": f"{SCHEMAS}{PACKAGE}.Reply"}}
     assert events["security"] == [{"bearerAuth": []}, {"tokenQuery": []}]
-    chat = synthetic_doc["paths"]["/api/svc/things/ws/things/{board_id}"]["get"]
+    chat = synthetic_doc["paths"]["/api/svc/things/ws/things/{boardId}"]["get"]
     assert "101" in chat["responses"]
     assert "200" not in chat["responses"]
     assert chat["x-websocket"] == {
@@ -780,3 +787,86 @@ def test_swagger_ui_in_the_assets_renders_openapi_31() -> None:
     """The bundled Swagger UI is a 5.x build, which knows OpenAPI 3.1 (4.x refuses such documents)."""
     bundle = (assets_directory() / "swagger-ui-bundle.js").read_text(encoding="utf-8")
     assert "isOAS31" in bundle
+
+
+# ----- what the gateway serves: comments, headers, the services' rules --------------------------------
+
+
+@pytest.fixture(scope="module")
+def served_doc() -> dict[str, Any]:
+    """The document the gateway serves: the route table with the platform's proto comments."""
+    return openapi_document(build_routes(all_services()), comments=platform_comments())
+
+
+def test_every_served_operation_has_its_proto_comment(served_doc: dict[str, Any]) -> None:
+    validate(served_doc, cls=OpenAPIV31SpecValidator)
+    comments = platform_comments()
+    operations = list(_operations(served_doc))
+    assert len(operations) >= 90
+    for path, method, operation in operations:
+        grpc_method = operation["x-grpc-method"].lstrip("/").replace("/", ".")
+        assert operation["description"] == comments[grpc_method], (path, method)
+    refresh = served_doc["paths"]["/api/svc/auth/api/auth/refresh"]["post"]
+    assert refresh["summary"].startswith("Trades a refresh token for a new pair")
+
+
+def test_path_parameters_are_named_as_clients_name_the_fields(served_doc: dict[str, Any]) -> None:
+    names = set()
+    for path, _, operation in _operations(served_doc):
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "path":
+                names.add(parameter["name"])
+                assert "_" not in parameter["name"], (path, parameter["name"])
+                assert "{" + parameter["name"] + "}" in path
+    assert {"boardId", "projectId", "workspaceId", "userId", "notificationId"} <= names
+
+
+def test_the_workspace_header_is_declared_where_it_is_read(served_doc: dict[str, Any]) -> None:
+    def header(path: str, method: str) -> dict[str, Any] | None:
+        operation = served_doc["paths"][path][method]
+        found = [p for p in operation.get("parameters", []) if p["in"] == "header"]
+        return found[0] if found else None
+
+    required = header("/api/svc/user/api/profiles/me", "get")
+    assert required is not None
+    assert (required["name"], required["required"]) == ("X-Workspace-Id", True)
+    assert required["schema"] == {"type": "string", "format": "uuid"}
+    for path, method in (
+        ("/api/svc/user/api/profiles/me", "put"),
+        ("/api/svc/noti/api/notifications", "get"),
+        ("/api/svc/noti/api/notifications/unread-count", "get"),
+    ):
+        optional = header(path, method)
+        assert optional is not None, path
+        assert optional["required"] is False, path
+    assert header("/api/svc/user/api/users/me", "get") is None
+    declared = {
+        (path, method)
+        for path, method, operation in _operations(served_doc)
+        if any(p["in"] == "header" for p in operation.get("parameters", []))
+    }
+    assert len(declared) == 6
+
+
+def test_the_services_rules_are_declared(served_doc: dict[str, Any]) -> None:
+    board = _params(served_doc["paths"]["/api/svc/board/api/boards/{boardId}"]["get"])
+    assert board["path", "boardId"]["schema"] == {"type": "string", "format": "uuid"}
+    created = _schema(served_doc, "wealist.board.v1.CreateBoardRequest")["properties"]
+    assert created["title"] == {"type": "string", "minLength": 1, "maxLength": 200}
+    assert created["participants"] == {
+        "type": "array",
+        "items": {"type": "string", "format": "uuid"},
+        "maxItems": 50,
+    }
+    upload = _schema(served_doc, "wealist.board.v1.CreatePresignedUploadRequest")["properties"]
+    assert upload["entityType"]["enum"] == ["BOARD", "COMMENT", "PROJECT"]
+    listed = _params(served_doc["paths"]["/api/svc/board/api/boards/project/{projectId}"]["get"])
+    assert listed["query", "customFields"]["schema"]["contentMediaType"] == "application/json"
+    invite = _schema(served_doc, "wealist.user.v1.InviteWorkspaceMemberRequest")["properties"]
+    assert invite["email"]["format"] == "email"
+    # A request built from the schema alone passes the schema (what a fuzzer or SDK relies on).
+    _validate_json(
+        served_doc,
+        "wealist.board.v1.CreateBoardRequest",
+        {"projectId": "0b3b1b1e-7c1a-4b5e-9a41-2f0f1b7e6d10", "title": "t", "participants": []},
+    )

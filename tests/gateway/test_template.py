@@ -10,7 +10,15 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from gateway.template import PathTemplate, RouteConflictError, Router, TemplateError
+from gateway.template import (
+    Literal,
+    PathTemplate,
+    RouteConflictError,
+    Router,
+    TemplateError,
+    Variable,
+    Wildcard,
+)
 from mesh import InvalidField
 
 # --- parsing ---------------------------------------------------------------------------------------
@@ -468,3 +476,19 @@ def test_router_finds_the_most_specific_matching_template(sources: list[str], pa
         best = min(matching, key=lambda t: t.specificity)
         assert found == (best, best.match(path))
         assert router.allowed_methods(path) == {"GET"}
+
+
+def test_parts_expose_each_variable_and_its_pattern() -> None:
+    """What the OpenAPI document reads: the router's own parse, variable by variable."""
+    template = PathTemplate.parse("/v1/{name=projects/*/boards/*}/files/*/{rest=**}:inspect")
+    assert template.parts == (
+        Literal("v1"),
+        Variable("name", "name", "projects/*/boards/*", multi=True),
+        Literal("files"),
+        Wildcard("*"),
+        Variable("rest", "rest", "**", multi=True),
+    )
+    assert template.verb == "inspect"
+    board = PathTemplate.parse("/api/boards/{board_id}")
+    assert board.parts[-1] == Variable("board_id", "boardId", "*", multi=False)
+    assert PathTemplate.parse("/**").parts == (Wildcard("**"),)

@@ -20,10 +20,10 @@ import yaml
 from grpc_health.v1 import health_pb2
 
 from devstack import free_port, start_redis
+from gateway.mounts import GATEWAY_WORKLOAD
 from tools.image import CONTAINERFILE, ROOT, WHEELS, Images, build, run_options
 from tools.istio import render
 from tools.manifests import RUN_AS, code_workloads
-from tools.policy import GATEWAY_WORKLOAD
 
 Resource = dict[str, Any]
 

@@ -35,13 +35,14 @@ from grpc_reflection.v1alpha import reflection_pb2
 from wealist.auth.v1 import auth_pb2
 
 from devstack import StackInfo
+from gateway.mounts import GATEWAY_WORKLOAD
 from mesh import DEBUG_WORKLOAD, WORKLOADS, ensure_dev_pki, method_access, services_of, spiffe_id
 from mesh import UserAuth as MeshUserAuth
 from tests.conftest import Mesh
 from tests.integration.helpers import auth_stub, unique_email
 from tests.istio.authz import Request, decide
 from tools.istio import render
-from tools.policy import GATEWAY_WORKLOAD, Layout, jwt_issuer
+from tools.policy import Layout, jwt_issuer
 
 pytestmark = pytest.mark.asyncio
 

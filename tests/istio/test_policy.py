@@ -175,7 +175,7 @@ def test_stream_routes_come_from_rest_stream(echo: list[ServiceDescriptor]) -> N
     assert rules[0]["name"] == "streams"
     assert all(m in rules[0]["matches"] for m in matches)
     assert rules[0]["timeouts"] == {"request": "0s"}
-    assert rules[-1]["timeouts"] == {"request": "35s"}
+    assert rules[-1]["timeouts"] == {"request": "65s"}
 
 
 def test_a_stream_prefix_that_would_cover_a_unary_route_is_refused(echo: list[ServiceDescriptor]) -> None:
@@ -187,12 +187,13 @@ def test_a_stream_prefix_that_would_cover_a_unary_route_is_refused(echo: list[Se
 
 
 def test_streams_come_first_and_storage_gets_its_longer_deadline() -> None:
+    """Each rule outlasts the longest Grpc-Timeout the gateway accepts for it (60 s, storage 300 s)."""
     rules = http_route(all_services(), LAYOUT).body["spec"]["rules"]
     streaming = stream_matches(build_routes(all_services()))
     names = ["streams", "storage", "default"] if streaming else ["storage", "default"]
     assert [r["name"] for r in rules] == names
-    assert rules[-2]["timeouts"] == {"request": "125s"}
-    assert rules[-1]["timeouts"] == {"request": "35s"}
+    assert rules[-2]["timeouts"] == {"request": "305s"}
+    assert rules[-1]["timeouts"] == {"request": "65s"}
 
 
 def test_only_idempotent_unary_methods_are_retried() -> None:

@@ -28,13 +28,33 @@ from wealist.board.v1 import common_pb2 as wealist_dot_board_dot_v1_dot_common__
 from wealist.mesh.v1 import options_pb2 as wealist_dot_mesh_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!wealist/board/v1/attachment.proto\x12\x10wealist.board.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1dwealist/board/v1/common.proto\x1a\x1dwealist/mesh/v1/options.proto\"\x85\x01\n\x1c\x43reatePresignedUploadRequest\x12\x13\n\x0b\x65ntity_type\x18\x01 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\x12\x11\n\tfile_name\x18\x03 \x01(\t\x12\x11\n\tfile_size\x18\x04 \x01(\x03\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\"p\n\x1d\x43reatePresignedUploadResponse\x12\x15\n\rattachment_id\x18\x01 \x01(\t\x12\x12\n\nupload_url\x18\x02 \x01(\t\x12\x10\n\x08\x66ile_key\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\"|\n\x17\x43reateAttachmentRequest\x12\x13\n\x0b\x65ntity_type\x18\x01 \x01(\t\x12\x10\n\x08\x66ile_key\x18\x02 \x01(\t\x12\x11\n\tfile_name\x18\x03 \x01(\t\x12\x11\n\tfile_size\x18\x04 \x01(\x03\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\"L\n\x18\x43reateAttachmentResponse\x12\x30\n\nattachment\x18\x01 \x01(\x0b\x32\x1c.wealist.board.v1.Attachment\"5\n\x1cGetAttachmentDownloadRequest\x12\x15\n\rattachment_id\x18\x01 \x01(\t\"r\n\x1dGetAttachmentDownloadResponse\x12\x14\n\x0c\x64ownload_url\x18\x01 \x01(\t\x12\x11\n\tfile_name\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\"0\n\x17\x44\x65leteAttachmentRequest\x12\x15\n\rattachment_id\x18\x01 \x01(\t\"+\n\x18\x44\x65leteAttachmentResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"R\n\x16ListAttachmentsRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x10\n\x08\x62oard_id\x18\x02 \x01(\t\x12\x12\n\ncomment_id\x18\x03 \x01(\t\"L\n\x17ListAttachmentsResponse\x12\x31\n\x0b\x61ttachments\x18\x01 \x03(\x0b\x32\x1c.wealist.board.v1.Attachment2\x8e\x08\n\x11\x41ttachmentService\x12\xb2\x01\n\x15\x43reatePresignedUpload\x12..wealist.board.v1.CreatePresignedUploadRequest\x1a/.wealist.board.v1.CreatePresignedUploadResponse\"8\xca\xf3\x18\x0b\n\x07gateway\x10\x01\x82\xd3\xe4\x93\x02#\"\x1e/api/attachments/presigned-url:\x01*\x12\xa8\x01\n\x10\x43reateAttachment\x12).wealist.board.v1.CreateAttachmentRequest\x1a*.wealist.board.v1.CreateAttachmentResponse\"=\xca\xf3\x18\x0b\n\x07gateway\x10\x01\xd2\xf3\x18\x03\x08\xc9\x01\x82\xd3\xe4\x93\x02!\"\x10/api/attachments:\x01*b\nattachment\x12\xbd\x01\n\x15GetAttachmentDownload\x12..wealist.board.v1.GetAttachmentDownloadRequest\x1a/.wealist.board.v1.GetAttachmentDownloadResponse\"C\x90\x02\x01\xca\xf3\x18\x0b\n\x07gateway\x10\x01\x82\xd3\xe4\x93\x02+\x12)/api/attachments/{attachment_id}/download\x12\xa5\x01\n\x10\x44\x65leteAttachment\x12).wealist.board.v1.DeleteAttachmentRequest\x1a*.wealist.board.v1.DeleteAttachmentResponse\":\x90\x02\x02\xca\xf3\x18\x0b\n\x07gateway\x10\x01\x82\xd3\xe4\x93\x02\"* /api/attachments/{attachment_id}\x12\xa1\x02\n\x0fListAttachments\x12(.wealist.board.v1.ListAttachmentsRequest\x1a).wealist.board.v1.ListAttachmentsResponse\"\xb8\x01\x90\x02\x01\xca\xf3\x18\x0b\n\x07gateway\x10\x01\x82\xd3\xe4\x93\x02\x9f\x01\x12&/api/projects/{project_id}/attachmentsZ1\x12\"/api/boards/{board_id}/attachmentsb\x0b\x61ttachmentsZ5\x12&/api/comments/{comment_id}/attachmentsb\x0b\x61ttachmentsb\x0b\x61ttachments\x1a\r\xca\xf3\x18\t\n\x05\x62oard\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!wealist/board/v1/attachment.proto\x12\x10wealist.board.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1dwealist/board/v1/common.proto\x1a\x1dwealist/mesh/v1/options.proto\"\xbf\x01\n\x1c\x43reatePresignedUploadRequest\x12\x32\n\x0b\x65ntity_type\x18\x01 \x01(\tB\x1d\xca\xf3\x18\x19\"\x05\x42OARD\"\x07\x43OMMENT\"\x07PROJECT\x12\x1c\n\x0cworkspace_id\x18\x02 \x01(\tB\x06\xca\xf3\x18\x02\x08\x01\x12\x1c\n\tfile_name\x18\x03 \x01(\tB\t\xca\xf3\x18\x05\x10\x01\x18\xff\x01\x12\x11\n\tfile_size\x18\x04 \x01(\x03\x12\x1c\n\x0c\x63ontent_type\x18\x05 \x01(\tB\x06\xca\xf3\x18\x02\x18\x64\"p\n\x1d\x43reatePresignedUploadResponse\x12\x15\n\rattachment_id\x18\x01 \x01(\t\x12\x12\n\nupload_url\x18\x02 \x01(\t\x12\x10\n\x08\x66ile_key\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\"\xae\x01\n\x17\x43reateAttachmentRequest\x12\x32\n\x0b\x65ntity_type\x18\x01 \x01(\tB\x1d\xca\xf3\x18\x19\"\x05\x42OARD\"\x07\x43OMMENT\"\x07PROJECT\x12\x10\n\x08\x66ile_key\x18\x02 \x01(\t\x12\x1c\n\tfile_name\x18\x03 \x01(\tB\t\xca\xf3\x18\x05\x10\x01\x18\xff\x01\x12\x11\n\tfile_size\x18\x04 \x01(\x03\x12\x1c\n\x0c\x63ontent_type\x18\x05 \x01(\tB\x06\xca\xf3\x18\x02\x18\x64\"L\n\x18\x43reateAttachmentResponse\x12\x30\n\nattachment\x18\x01 \x01(\x0b\x32\x1c.wealist.board.v1.Attachment\"=\n\x1cGetAttachmentDownloadRequest\x12\x1d\n\rattachment_id\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\x08\x01\"r\n\x1dGetAttachmentDownloadResponse\x12\x14\n\x0c\x64ownload_url\x18\x01 \x01(\t\x12\x11\n\tfile_name\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x12\n\nexpires_in\x18\x04 \x01(\x05\"8\n\x17\x44\x65leteAttachmentRequest\x12\x1d\n\rattachment_id\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\x08\x01\"+\n\x18\x44\x65leteAttachmentResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"Z\n\x16ListAttachmentsRequest\x12\x1a\n\nproject_id\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\x08\x01\x12\x10\n\x08\x62oard_id\x18\x02 \x01(\t\x12\x12\n\ncomment_id\x18\x03 \x01(\t\"L\n\x17ListAttachmentsResponse\x12\x31\n\x0b\x61ttachments\x18\x01 \x03(\x0b\x32\x1c.wealist.board.v1.Attachment2\x8e\x08\n\x11\x41ttachmentService\x12\xb2\x01\n\x15\x43reatePresignedUpload\x12..wealist.board.v1.CreatePresignedUploadRequest\x1a/.wealist.board.v1.CreatePresignedUploadResponse\"8\xca\xf3\x18\x0b\n\x07gateway\x10\x01\x82\xd3\xe4\x93\x02#\"\x1e/api/attachments/presigned-url:\x01*\x12\xa8\x01\n\x10\x43reateAttachment\x12).wealist.board.v1.CreateAttachmentRequest\x1a*.wealist.board.v1.CreateAttachmentResponse\"=\xca\xf3\x18\x0b\n\x07gateway\x10\x01\xd2\xf3\x18\x03\x08\xc9\x01\x82\xd3\xe4\x93\x02!\"\x10/api/attachments:\x01*b\nattachment\x12\xbd\x01\n\x15GetAttachmentDownload\x12..wealist.board.v1.GetAttachmentDownloadRequest\x1a/.wealist.board.v1.GetAttachmentDownloadResponse\"C\x90\x02\x01\xca\xf3\x18\x0b\n\x07gateway\x10\x01\x82\xd3\xe4\x93\x02+\x12)/api/attachments/{attachment_id}/download\x12\xa5\x01\n\x10\x44\x65leteAttachment\x12).wealist.board.v1.DeleteAttachmentRequest\x1a*.wealist.board.v1.DeleteAttachmentResponse\":\x90\x02\x02\xca\xf3\x18\x0b\n\x07gateway\x10\x01\x82\xd3\xe4\x93\x02\"* /api/attachments/{attachment_id}\x12\xa1\x02\n\x0fListAttachments\x12(.wealist.board.v1.ListAttachmentsRequest\x1a).wealist.board.v1.ListAttachmentsResponse\"\xb8\x01\x90\x02\x01\xca\xf3\x18\x0b\n\x07gateway\x10\x01\x82\xd3\xe4\x93\x02\x9f\x01\x12&/api/projects/{project_id}/attachmentsZ1\x12\"/api/boards/{board_id}/attachmentsb\x0b\x61ttachmentsZ5\x12&/api/comments/{comment_id}/attachmentsb\x0b\x61ttachmentsb\x0b\x61ttachments\x1a\r\xca\xf3\x18\t\n\x05\x62oard\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'wealist.board.v1.attachment_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_CREATEPRESIGNEDUPLOADREQUEST'].fields_by_name['entity_type']._loaded_options = None
+  _globals['_CREATEPRESIGNEDUPLOADREQUEST'].fields_by_name['entity_type']._serialized_options = b'\312\363\030\031\"\005BOARD\"\007COMMENT\"\007PROJECT'
+  _globals['_CREATEPRESIGNEDUPLOADREQUEST'].fields_by_name['workspace_id']._loaded_options = None
+  _globals['_CREATEPRESIGNEDUPLOADREQUEST'].fields_by_name['workspace_id']._serialized_options = b'\312\363\030\002\010\001'
+  _globals['_CREATEPRESIGNEDUPLOADREQUEST'].fields_by_name['file_name']._loaded_options = None
+  _globals['_CREATEPRESIGNEDUPLOADREQUEST'].fields_by_name['file_name']._serialized_options = b'\312\363\030\005\020\001\030\377\001'
+  _globals['_CREATEPRESIGNEDUPLOADREQUEST'].fields_by_name['content_type']._loaded_options = None
+  _globals['_CREATEPRESIGNEDUPLOADREQUEST'].fields_by_name['content_type']._serialized_options = b'\312\363\030\002\030d'
+  _globals['_CREATEATTACHMENTREQUEST'].fields_by_name['entity_type']._loaded_options = None
+  _globals['_CREATEATTACHMENTREQUEST'].fields_by_name['entity_type']._serialized_options = b'\312\363\030\031\"\005BOARD\"\007COMMENT\"\007PROJECT'
+  _globals['_CREATEATTACHMENTREQUEST'].fields_by_name['file_name']._loaded_options = None
+  _globals['_CREATEATTACHMENTREQUEST'].fields_by_name['file_name']._serialized_options = b'\312\363\030\005\020\001\030\377\001'
+  _globals['_CREATEATTACHMENTREQUEST'].fields_by_name['content_type']._loaded_options = None
+  _globals['_CREATEATTACHMENTREQUEST'].fields_by_name['content_type']._serialized_options = b'\312\363\030\002\030d'
+  _globals['_GETATTACHMENTDOWNLOADREQUEST'].fields_by_name['attachment_id']._loaded_options = None
+  _globals['_GETATTACHMENTDOWNLOADREQUEST'].fields_by_name['attachment_id']._serialized_options = b'\312\363\030\002\010\001'
+  _globals['_DELETEATTACHMENTREQUEST'].fields_by_name['attachment_id']._loaded_options = None
+  _globals['_DELETEATTACHMENTREQUEST'].fields_by_name['attachment_id']._serialized_options = b'\312\363\030\002\010\001'
+  _globals['_LISTATTACHMENTSREQUEST'].fields_by_name['project_id']._loaded_options = None
+  _globals['_LISTATTACHMENTSREQUEST'].fields_by_name['project_id']._serialized_options = b'\312\363\030\002\010\001'
   _globals['_ATTACHMENTSERVICE']._loaded_options = None
   _globals['_ATTACHMENTSERVICE']._serialized_options = b'\312\363\030\t\n\005board\020\002'
   _globals['_ATTACHMENTSERVICE'].methods_by_name['CreatePresignedUpload']._loaded_options = None
@@ -48,25 +68,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ATTACHMENTSERVICE'].methods_by_name['ListAttachments']._loaded_options = None
   _globals['_ATTACHMENTSERVICE'].methods_by_name['ListAttachments']._serialized_options = b'\220\002\001\312\363\030\013\n\007gateway\020\001\202\323\344\223\002\237\001\022&/api/projects/{project_id}/attachmentsZ1\022\"/api/boards/{board_id}/attachmentsb\013attachmentsZ5\022&/api/comments/{comment_id}/attachmentsb\013attachmentsb\013attachments'
   _globals['_CREATEPRESIGNEDUPLOADREQUEST']._serialized_start=148
-  _globals['_CREATEPRESIGNEDUPLOADREQUEST']._serialized_end=281
-  _globals['_CREATEPRESIGNEDUPLOADRESPONSE']._serialized_start=283
-  _globals['_CREATEPRESIGNEDUPLOADRESPONSE']._serialized_end=395
-  _globals['_CREATEATTACHMENTREQUEST']._serialized_start=397
-  _globals['_CREATEATTACHMENTREQUEST']._serialized_end=521
-  _globals['_CREATEATTACHMENTRESPONSE']._serialized_start=523
-  _globals['_CREATEATTACHMENTRESPONSE']._serialized_end=599
-  _globals['_GETATTACHMENTDOWNLOADREQUEST']._serialized_start=601
-  _globals['_GETATTACHMENTDOWNLOADREQUEST']._serialized_end=654
-  _globals['_GETATTACHMENTDOWNLOADRESPONSE']._serialized_start=656
-  _globals['_GETATTACHMENTDOWNLOADRESPONSE']._serialized_end=770
-  _globals['_DELETEATTACHMENTREQUEST']._serialized_start=772
-  _globals['_DELETEATTACHMENTREQUEST']._serialized_end=820
-  _globals['_DELETEATTACHMENTRESPONSE']._serialized_start=822
-  _globals['_DELETEATTACHMENTRESPONSE']._serialized_end=865
-  _globals['_LISTATTACHMENTSREQUEST']._serialized_start=867
-  _globals['_LISTATTACHMENTSREQUEST']._serialized_end=949
-  _globals['_LISTATTACHMENTSRESPONSE']._serialized_start=951
-  _globals['_LISTATTACHMENTSRESPONSE']._serialized_end=1027
-  _globals['_ATTACHMENTSERVICE']._serialized_start=1030
-  _globals['_ATTACHMENTSERVICE']._serialized_end=2068
+  _globals['_CREATEPRESIGNEDUPLOADREQUEST']._serialized_end=339
+  _globals['_CREATEPRESIGNEDUPLOADRESPONSE']._serialized_start=341
+  _globals['_CREATEPRESIGNEDUPLOADRESPONSE']._serialized_end=453
+  _globals['_CREATEATTACHMENTREQUEST']._serialized_start=456
+  _globals['_CREATEATTACHMENTREQUEST']._serialized_end=630
+  _globals['_CREATEATTACHMENTRESPONSE']._serialized_start=632
+  _globals['_CREATEATTACHMENTRESPONSE']._serialized_end=708
+  _globals['_GETATTACHMENTDOWNLOADREQUEST']._serialized_start=710
+  _globals['_GETATTACHMENTDOWNLOADREQUEST']._serialized_end=771
+  _globals['_GETATTACHMENTDOWNLOADRESPONSE']._serialized_start=773
+  _globals['_GETATTACHMENTDOWNLOADRESPONSE']._serialized_end=887
+  _globals['_DELETEATTACHMENTREQUEST']._serialized_start=889
+  _globals['_DELETEATTACHMENTREQUEST']._serialized_end=945
+  _globals['_DELETEATTACHMENTRESPONSE']._serialized_start=947
+  _globals['_DELETEATTACHMENTRESPONSE']._serialized_end=990
+  _globals['_LISTATTACHMENTSREQUEST']._serialized_start=992
+  _globals['_LISTATTACHMENTSREQUEST']._serialized_end=1082
+  _globals['_LISTATTACHMENTSRESPONSE']._serialized_start=1084
+  _globals['_LISTATTACHMENTSRESPONSE']._serialized_end=1160
+  _globals['_ATTACHMENTSERVICE']._serialized_start=1163
+  _globals['_ATTACHMENTSERVICE']._serialized_end=2201
 # @@protoc_insertion_point(module_scope)

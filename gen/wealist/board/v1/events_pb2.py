@@ -28,13 +28,17 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from wealist.mesh.v1 import options_pb2 as wealist_dot_mesh_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dwealist/board/v1/events.proto\x12\x10wealist.board.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1dwealist/mesh/v1/options.proto\"7\n\x13WatchProjectRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\"q\n\x14WatchProjectResponse\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\'\n\x07payload\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x15\n\x08\x62oard_id\x18\x03 \x01(\tH\x00\x88\x01\x01\x42\x0b\n\t_board_id\"+\n\x15GetOnlineUsersRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\"=\n\x16GetOnlineUsersResponse\x12\x14\n\x0conline_users\x18\x01 \x03(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x32\xef\x02\n\x11\x42oardEventService\x12\x9b\x01\n\x0cWatchProject\x12%.wealist.board.v1.WatchProjectRequest\x1a&.wealist.board.v1.WatchProjectResponse\"8\x90\x02\x01\xca\xf3\x18\x0b\n\x07gateway\x10\x01\xd2\xf3\x18\x02\x18\x02\x82\xd3\xe4\x93\x02\x1a\x12\x18/ws/project/{project_id}(\x01\x30\x01\x12\xac\x01\n\x0eGetOnlineUsers\x12\'.wealist.board.v1.GetOnlineUsersRequest\x1a(.wealist.board.v1.GetOnlineUsersResponse\"G\x90\x02\x01\xca\xf3\x18\x0b\n\x07gateway\x10\x01\xd2\xf3\x18\x02 \x01\x82\xd3\xe4\x93\x02)\x12\'/api/projects/{project_id}/online-users\x1a\r\xca\xf3\x18\t\n\x05\x62oard\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dwealist/board/v1/events.proto\x12\x10wealist.board.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1dwealist/mesh/v1/options.proto\"?\n\x13WatchProjectRequest\x12\x1a\n\nproject_id\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\x08\x01\x12\x0c\n\x04type\x18\x02 \x01(\t\"q\n\x14WatchProjectResponse\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\'\n\x07payload\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x15\n\x08\x62oard_id\x18\x03 \x01(\tH\x00\x88\x01\x01\x42\x0b\n\t_board_id\"3\n\x15GetOnlineUsersRequest\x12\x1a\n\nproject_id\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\x08\x01\"=\n\x16GetOnlineUsersResponse\x12\x14\n\x0conline_users\x18\x01 \x03(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x32\xef\x02\n\x11\x42oardEventService\x12\x9b\x01\n\x0cWatchProject\x12%.wealist.board.v1.WatchProjectRequest\x1a&.wealist.board.v1.WatchProjectResponse\"8\x90\x02\x01\xca\xf3\x18\x0b\n\x07gateway\x10\x01\xd2\xf3\x18\x02\x18\x02\x82\xd3\xe4\x93\x02\x1a\x12\x18/ws/project/{project_id}(\x01\x30\x01\x12\xac\x01\n\x0eGetOnlineUsers\x12\'.wealist.board.v1.GetOnlineUsersRequest\x1a(.wealist.board.v1.GetOnlineUsersResponse\"G\x90\x02\x01\xca\xf3\x18\x0b\n\x07gateway\x10\x01\xd2\xf3\x18\x02 \x01\x82\xd3\xe4\x93\x02)\x12\'/api/projects/{project_id}/online-users\x1a\r\xca\xf3\x18\t\n\x05\x62oard\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'wealist.board.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_WATCHPROJECTREQUEST'].fields_by_name['project_id']._loaded_options = None
+  _globals['_WATCHPROJECTREQUEST'].fields_by_name['project_id']._serialized_options = b'\312\363\030\002\010\001'
+  _globals['_GETONLINEUSERSREQUEST'].fields_by_name['project_id']._loaded_options = None
+  _globals['_GETONLINEUSERSREQUEST'].fields_by_name['project_id']._serialized_options = b'\312\363\030\002\010\001'
   _globals['_BOARDEVENTSERVICE']._loaded_options = None
   _globals['_BOARDEVENTSERVICE']._serialized_options = b'\312\363\030\t\n\005board\020\002'
   _globals['_BOARDEVENTSERVICE'].methods_by_name['WatchProject']._loaded_options = None
@@ -42,13 +46,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BOARDEVENTSERVICE'].methods_by_name['GetOnlineUsers']._loaded_options = None
   _globals['_BOARDEVENTSERVICE'].methods_by_name['GetOnlineUsers']._serialized_options = b'\220\002\001\312\363\030\013\n\007gateway\020\001\322\363\030\002 \001\202\323\344\223\002)\022\'/api/projects/{project_id}/online-users'
   _globals['_WATCHPROJECTREQUEST']._serialized_start=142
-  _globals['_WATCHPROJECTREQUEST']._serialized_end=197
-  _globals['_WATCHPROJECTRESPONSE']._serialized_start=199
-  _globals['_WATCHPROJECTRESPONSE']._serialized_end=312
-  _globals['_GETONLINEUSERSREQUEST']._serialized_start=314
-  _globals['_GETONLINEUSERSREQUEST']._serialized_end=357
-  _globals['_GETONLINEUSERSRESPONSE']._serialized_start=359
-  _globals['_GETONLINEUSERSRESPONSE']._serialized_end=420
-  _globals['_BOARDEVENTSERVICE']._serialized_start=423
-  _globals['_BOARDEVENTSERVICE']._serialized_end=790
+  _globals['_WATCHPROJECTREQUEST']._serialized_end=205
+  _globals['_WATCHPROJECTRESPONSE']._serialized_start=207
+  _globals['_WATCHPROJECTRESPONSE']._serialized_end=320
+  _globals['_GETONLINEUSERSREQUEST']._serialized_start=322
+  _globals['_GETONLINEUSERSREQUEST']._serialized_end=373
+  _globals['_GETONLINEUSERSRESPONSE']._serialized_start=375
+  _globals['_GETONLINEUSERSRESPONSE']._serialized_end=436
+  _globals['_BOARDEVENTSERVICE']._serialized_start=439
+  _globals['_BOARDEVENTSERVICE']._serialized_end=806
 # @@protoc_insertion_point(module_scope)

@@ -28,13 +28,31 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from wealist.mesh.v1 import options_pb2 as wealist_dot_mesh_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#wealist/board/v1/field_option.proto\x12\x10wealist.board.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dwealist/mesh/v1/options.proto\"\x87\x02\n\x0b\x46ieldOption\x12\x11\n\toption_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\x12\n\nfield_type\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\t\x12\r\n\x05label\x18\x05 \x01(\t\x12\r\n\x05\x63olor\x18\x06 \x01(\t\x12\x15\n\rdisplay_order\x18\x07 \x01(\x05\x12\x19\n\x11is_system_default\x18\x08 \x01(\x08\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"A\n\x17ListFieldOptionsRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x12\n\nfield_type\x18\x02 \x01(\t\"J\n\x18ListFieldOptionsResponse\x12.\n\x07options\x18\x01 \x03(\x0b\x32\x1d.wealist.board.v1.FieldOption\"\x9d\x01\n\x18\x43reateFieldOptionRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x12\n\nfield_type\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12\r\n\x05label\x18\x04 \x01(\t\x12\r\n\x05\x63olor\x18\x05 \x01(\t\x12\x1a\n\rdisplay_order\x18\x06 \x01(\x05H\x00\x88\x01\x01\x42\x10\n\x0e_display_order\"J\n\x19\x43reateFieldOptionResponse\x12-\n\x06option\x18\x01 \x01(\x0b\x32\x1d.wealist.board.v1.FieldOption\"\x97\x01\n\x18UpdateFieldOptionRequest\x12\x11\n\toption_id\x18\x01 \x01(\t\x12\x12\n\x05label\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05\x63olor\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x1a\n\rdisplay_order\x18\x04 \x01(\x05H\x02\x88\x01\x01\x42\x08\n\x06_labelB\x08\n\x06_colorB\x10\n\x0e_display_order\"J\n\x19UpdateFieldOptionResponse\x12-\n\x06option\x18\x01 \x01(\x0b\x32\x1d.wealist.board.v1.FieldOption\"-\n\x18\x44\x65leteFieldOptionRequest\x12\x11\n\toption_id\x18\x01 \x01(\t\",\n\x19\x44\x65leteFieldOptionResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"X\n\x1aReorderFieldOptionsRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x12\n\nfield_type\x18\x02 \x01(\t\x12\x12\n\noption_ids\x18\x03 \x03(\t\"M\n\x1bReorderFieldOptionsResponse\x12.\n\x07options\x18\x01 \x03(\x0b\x32\x1d.wealist.board.v1.FieldOption2\x86\x07\n\x12\x46ieldOptionService\x12\xa0\x01\n\x10ListFieldOptions\x12).wealist.board.v1.ListFieldOptionsRequest\x1a*.wealist.board.v1.ListFieldOptionsResponse\"5\x90\x02\x01\xca\xf3\x18\x0b\n\x07gateway\x10\x01\x82\xd3\xe4\x93\x02\x1d\x12\x12/api/field-optionsb\x07options\x12\xa9\x01\n\x11\x43reateFieldOption\x12*.wealist.board.v1.CreateFieldOptionRequest\x1a+.wealist.board.v1.CreateFieldOptionResponse\";\xca\xf3\x18\x0b\n\x07gateway\x10\x01\xd2\xf3\x18\x03\x08\xc9\x01\x82\xd3\xe4\x93\x02\x1f\"\x12/api/field-options:\x01*b\x06option\x12\xb1\x01\n\x11UpdateFieldOption\x12*.wealist.board.v1.UpdateFieldOptionRequest\x1a+.wealist.board.v1.UpdateFieldOptionResponse\"C\x90\x02\x02\xca\xf3\x18\x0b\n\x07gateway\x10\x01\x82\xd3\xe4\x93\x02+2\x1e/api/field-options/{option_id}:\x01*b\x06option\x12\xa6\x01\n\x11\x44\x65leteFieldOption\x12*.wealist.board.v1.DeleteFieldOptionRequest\x1a+.wealist.board.v1.DeleteFieldOptionResponse\"8\x90\x02\x02\xca\xf3\x18\x0b\n\x07gateway\x10\x01\x82\xd3\xe4\x93\x02 *\x1e/api/field-options/{option_id}\x12\xb4\x01\n\x13ReorderFieldOptions\x12,.wealist.board.v1.ReorderFieldOptionsRequest\x1a-.wealist.board.v1.ReorderFieldOptionsResponse\"@\x90\x02\x02\xca\xf3\x18\x0b\n\x07gateway\x10\x01\x82\xd3\xe4\x93\x02(\x1a\x1a/api/field-options/reorder:\x01*b\x07options\x1a\r\xca\xf3\x18\t\n\x05\x62oard\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#wealist/board/v1/field_option.proto\x12\x10wealist.board.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dwealist/mesh/v1/options.proto\"\x87\x02\n\x0b\x46ieldOption\x12\x11\n\toption_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\x12\n\nfield_type\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\t\x12\r\n\x05label\x18\x05 \x01(\t\x12\r\n\x05\x63olor\x18\x06 \x01(\t\x12\x15\n\rdisplay_order\x18\x07 \x01(\x05\x12\x19\n\x11is_system_default\x18\x08 \x01(\x08\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"h\n\x17ListFieldOptionsRequest\x12\x1a\n\nproject_id\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\x08\x01\x12\x31\n\nfield_type\x18\x02 \x01(\tB\x1d\xca\xf3\x18\x19\"\x05stage\"\nimportance\"\x04role\"J\n\x18ListFieldOptionsResponse\x12.\n\x07options\x18\x01 \x03(\x0b\x32\x1d.wealist.board.v1.FieldOption\"\xc4\x01\n\x18\x43reateFieldOptionRequest\x12\x1a\n\nproject_id\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\x08\x01\x12\x31\n\nfield_type\x18\x02 \x01(\tB\x1d\xca\xf3\x18\x19\"\x05stage\"\nimportance\"\x04role\x12\r\n\x05value\x18\x03 \x01(\t\x12\r\n\x05label\x18\x04 \x01(\t\x12\r\n\x05\x63olor\x18\x05 \x01(\t\x12\x1a\n\rdisplay_order\x18\x06 \x01(\x05H\x00\x88\x01\x01\x42\x10\n\x0e_display_order\"J\n\x19\x43reateFieldOptionResponse\x12-\n\x06option\x18\x01 \x01(\x0b\x32\x1d.wealist.board.v1.FieldOption\"\x9f\x01\n\x18UpdateFieldOptionRequest\x12\x19\n\toption_id\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\x08\x01\x12\x12\n\x05label\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05\x63olor\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x1a\n\rdisplay_order\x18\x04 \x01(\x05H\x02\x88\x01\x01\x42\x08\n\x06_labelB\x08\n\x06_colorB\x10\n\x0e_display_order\"J\n\x19UpdateFieldOptionResponse\x12-\n\x06option\x18\x01 \x01(\x0b\x32\x1d.wealist.board.v1.FieldOption\"5\n\x18\x44\x65leteFieldOptionRequest\x12\x19\n\toption_id\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\x08\x01\",\n\x19\x44\x65leteFieldOptionResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"\x87\x01\n\x1aReorderFieldOptionsRequest\x12\x1a\n\nproject_id\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\x08\x01\x12\x31\n\nfield_type\x18\x02 \x01(\tB\x1d\xca\xf3\x18\x19\"\x05stage\"\nimportance\"\x04role\x12\x1a\n\noption_ids\x18\x03 \x03(\tB\x06\xca\xf3\x18\x02\x08\x01\"M\n\x1bReorderFieldOptionsResponse\x12.\n\x07options\x18\x01 \x03(\x0b\x32\x1d.wealist.board.v1.FieldOption2\x86\x07\n\x12\x46ieldOptionService\x12\xa0\x01\n\x10ListFieldOptions\x12).wealist.board.v1.ListFieldOptionsRequest\x1a*.wealist.board.v1.ListFieldOptionsResponse\"5\x90\x02\x01\xca\xf3\x18\x0b\n\x07gateway\x10\x01\x82\xd3\xe4\x93\x02\x1d\x12\x12/api/field-optionsb\x07options\x12\xa9\x01\n\x11\x43reateFieldOption\x12*.wealist.board.v1.CreateFieldOptionRequest\x1a+.wealist.board.v1.CreateFieldOptionResponse\";\xca\xf3\x18\x0b\n\x07gateway\x10\x01\xd2\xf3\x18\x03\x08\xc9\x01\x82\xd3\xe4\x93\x02\x1f\"\x12/api/field-options:\x01*b\x06option\x12\xb1\x01\n\x11UpdateFieldOption\x12*.wealist.board.v1.UpdateFieldOptionRequest\x1a+.wealist.board.v1.UpdateFieldOptionResponse\"C\x90\x02\x02\xca\xf3\x18\x0b\n\x07gateway\x10\x01\x82\xd3\xe4\x93\x02+2\x1e/api/field-options/{option_id}:\x01*b\x06option\x12\xa6\x01\n\x11\x44\x65leteFieldOption\x12*.wealist.board.v1.DeleteFieldOptionRequest\x1a+.wealist.board.v1.DeleteFieldOptionResponse\"8\x90\x02\x02\xca\xf3\x18\x0b\n\x07gateway\x10\x01\x82\xd3\xe4\x93\x02 *\x1e/api/field-options/{option_id}\x12\xb4\x01\n\x13ReorderFieldOptions\x12,.wealist.board.v1.ReorderFieldOptionsRequest\x1a-.wealist.board.v1.ReorderFieldOptionsResponse\"@\x90\x02\x02\xca\xf3\x18\x0b\n\x07gateway\x10\x01\x82\xd3\xe4\x93\x02(\x1a\x1a/api/field-options/reorder:\x01*b\x07options\x1a\r\xca\xf3\x18\t\n\x05\x62oard\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'wealist.board.v1.field_option_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_LISTFIELDOPTIONSREQUEST'].fields_by_name['project_id']._loaded_options = None
+  _globals['_LISTFIELDOPTIONSREQUEST'].fields_by_name['project_id']._serialized_options = b'\312\363\030\002\010\001'
+  _globals['_LISTFIELDOPTIONSREQUEST'].fields_by_name['field_type']._loaded_options = None
+  _globals['_LISTFIELDOPTIONSREQUEST'].fields_by_name['field_type']._serialized_options = b'\312\363\030\031\"\005stage\"\nimportance\"\004role'
+  _globals['_CREATEFIELDOPTIONREQUEST'].fields_by_name['project_id']._loaded_options = None
+  _globals['_CREATEFIELDOPTIONREQUEST'].fields_by_name['project_id']._serialized_options = b'\312\363\030\002\010\001'
+  _globals['_CREATEFIELDOPTIONREQUEST'].fields_by_name['field_type']._loaded_options = None
+  _globals['_CREATEFIELDOPTIONREQUEST'].fields_by_name['field_type']._serialized_options = b'\312\363\030\031\"\005stage\"\nimportance\"\004role'
+  _globals['_UPDATEFIELDOPTIONREQUEST'].fields_by_name['option_id']._loaded_options = None
+  _globals['_UPDATEFIELDOPTIONREQUEST'].fields_by_name['option_id']._serialized_options = b'\312\363\030\002\010\001'
+  _globals['_DELETEFIELDOPTIONREQUEST'].fields_by_name['option_id']._loaded_options = None
+  _globals['_DELETEFIELDOPTIONREQUEST'].fields_by_name['option_id']._serialized_options = b'\312\363\030\002\010\001'
+  _globals['_REORDERFIELDOPTIONSREQUEST'].fields_by_name['project_id']._loaded_options = None
+  _globals['_REORDERFIELDOPTIONSREQUEST'].fields_by_name['project_id']._serialized_options = b'\312\363\030\002\010\001'
+  _globals['_REORDERFIELDOPTIONSREQUEST'].fields_by_name['field_type']._loaded_options = None
+  _globals['_REORDERFIELDOPTIONSREQUEST'].fields_by_name['field_type']._serialized_options = b'\312\363\030\031\"\005stage\"\nimportance\"\004role'
+  _globals['_REORDERFIELDOPTIONSREQUEST'].fields_by_name['option_ids']._loaded_options = None
+  _globals['_REORDERFIELDOPTIONSREQUEST'].fields_by_name['option_ids']._serialized_options = b'\312\363\030\002\010\001'
   _globals['_FIELDOPTIONSERVICE']._loaded_options = None
   _globals['_FIELDOPTIONSERVICE']._serialized_options = b'\312\363\030\t\n\005board\020\002'
   _globals['_FIELDOPTIONSERVICE'].methods_by_name['ListFieldOptions']._loaded_options = None
@@ -50,25 +68,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FIELDOPTION']._serialized_start=152
   _globals['_FIELDOPTION']._serialized_end=415
   _globals['_LISTFIELDOPTIONSREQUEST']._serialized_start=417
-  _globals['_LISTFIELDOPTIONSREQUEST']._serialized_end=482
-  _globals['_LISTFIELDOPTIONSRESPONSE']._serialized_start=484
-  _globals['_LISTFIELDOPTIONSRESPONSE']._serialized_end=558
-  _globals['_CREATEFIELDOPTIONREQUEST']._serialized_start=561
-  _globals['_CREATEFIELDOPTIONREQUEST']._serialized_end=718
-  _globals['_CREATEFIELDOPTIONRESPONSE']._serialized_start=720
-  _globals['_CREATEFIELDOPTIONRESPONSE']._serialized_end=794
-  _globals['_UPDATEFIELDOPTIONREQUEST']._serialized_start=797
-  _globals['_UPDATEFIELDOPTIONREQUEST']._serialized_end=948
-  _globals['_UPDATEFIELDOPTIONRESPONSE']._serialized_start=950
-  _globals['_UPDATEFIELDOPTIONRESPONSE']._serialized_end=1024
-  _globals['_DELETEFIELDOPTIONREQUEST']._serialized_start=1026
-  _globals['_DELETEFIELDOPTIONREQUEST']._serialized_end=1071
-  _globals['_DELETEFIELDOPTIONRESPONSE']._serialized_start=1073
-  _globals['_DELETEFIELDOPTIONRESPONSE']._serialized_end=1117
-  _globals['_REORDERFIELDOPTIONSREQUEST']._serialized_start=1119
-  _globals['_REORDERFIELDOPTIONSREQUEST']._serialized_end=1207
-  _globals['_REORDERFIELDOPTIONSRESPONSE']._serialized_start=1209
-  _globals['_REORDERFIELDOPTIONSRESPONSE']._serialized_end=1286
-  _globals['_FIELDOPTIONSERVICE']._serialized_start=1289
-  _globals['_FIELDOPTIONSERVICE']._serialized_end=2191
+  _globals['_LISTFIELDOPTIONSREQUEST']._serialized_end=521
+  _globals['_LISTFIELDOPTIONSRESPONSE']._serialized_start=523
+  _globals['_LISTFIELDOPTIONSRESPONSE']._serialized_end=597
+  _globals['_CREATEFIELDOPTIONREQUEST']._serialized_start=600
+  _globals['_CREATEFIELDOPTIONREQUEST']._serialized_end=796
+  _globals['_CREATEFIELDOPTIONRESPONSE']._serialized_start=798
+  _globals['_CREATEFIELDOPTIONRESPONSE']._serialized_end=872
+  _globals['_UPDATEFIELDOPTIONREQUEST']._serialized_start=875
+  _globals['_UPDATEFIELDOPTIONREQUEST']._serialized_end=1034
+  _globals['_UPDATEFIELDOPTIONRESPONSE']._serialized_start=1036
+  _globals['_UPDATEFIELDOPTIONRESPONSE']._serialized_end=1110
+  _globals['_DELETEFIELDOPTIONREQUEST']._serialized_start=1112
+  _globals['_DELETEFIELDOPTIONREQUEST']._serialized_end=1165
+  _globals['_DELETEFIELDOPTIONRESPONSE']._serialized_start=1167
+  _globals['_DELETEFIELDOPTIONRESPONSE']._serialized_end=1211
+  _globals['_REORDERFIELDOPTIONSREQUEST']._serialized_start=1214
+  _globals['_REORDERFIELDOPTIONSREQUEST']._serialized_end=1349
+  _globals['_REORDERFIELDOPTIONSRESPONSE']._serialized_start=1351
+  _globals['_REORDERFIELDOPTIONSRESPONSE']._serialized_end=1428
+  _globals['_FIELDOPTIONSERVICE']._serialized_start=1431
+  _globals['_FIELDOPTIONSERVICE']._serialized_end=2333
 # @@protoc_insertion_point(module_scope)

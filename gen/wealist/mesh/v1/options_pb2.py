@@ -26,23 +26,29 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dwealist/mesh/v1/options.proto\x12\x0fwealist.mesh.v1\x1a google/protobuf/descriptor.proto\"b\n\x06\x41\x63\x63\x65ss\x12\x0f\n\x07\x63\x61llers\x18\x01 \x03(\t\x12\'\n\x04user\x18\x02 \x01(\x0e\x32\x19.wealist.mesh.v1.UserAuth\x12\x1e\n\x16\x63losed_account_allowed\x18\x03 \x01(\x08\"L\n\x0bServiceRest\x12\x10\n\x08workload\x18\x01 \x01(\t\x12+\n\x08\x65nvelope\x18\x02 \x01(\x0e\x32\x19.wealist.mesh.v1.Envelope\"\xae\x01\n\nMethodRest\x12\x16\n\x0esuccess_status\x18\x01 \x01(\x05\x12\x16\n\x0eredirect_field\x18\x02 \x01(\t\x12\x30\n\x06stream\x18\x03 \x01(\x0e\x32 .wealist.mesh.v1.StreamTransport\x12+\n\x08\x65nvelope\x18\x04 \x01(\x0e\x32\x19.wealist.mesh.v1.Envelope\x12\x11\n\tsse_event\x18\x05 \x01(\t*l\n\x08UserAuth\x12\x19\n\x15USER_AUTH_UNSPECIFIED\x10\x00\x12\x16\n\x12USER_AUTH_REQUIRED\x10\x01\x12\x16\n\x12USER_AUTH_OPTIONAL\x10\x02\x12\x15\n\x11USER_AUTH_REFUSED\x10\x03*h\n\x08\x45nvelope\x12\x18\n\x14\x45NVELOPE_UNSPECIFIED\x10\x00\x12\x11\n\rENVELOPE_BARE\x10\x01\x12\x1c\n\x18\x45NVELOPE_DATA_REQUEST_ID\x10\x02\x12\x11\n\rENVELOPE_DATA\x10\x03*m\n\x0fStreamTransport\x12 \n\x1cSTREAM_TRANSPORT_UNSPECIFIED\x10\x00\x12\x18\n\x14STREAM_TRANSPORT_SSE\x10\x01\x12\x1e\n\x1aSTREAM_TRANSPORT_WEBSOCKET\x10\x02:I\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\x0b\x32\x17.wealist.mesh.v1.Access:K\n\x04rest\x12\x1e.google.protobuf.MethodOptions\x18\xba\x8e\x03 \x01(\x0b\x32\x1b.wealist.mesh.v1.MethodRest:P\n\x07service\x12\x1f.google.protobuf.ServiceOptions\x18\xb9\x8e\x03 \x01(\x0b\x32\x1c.wealist.mesh.v1.ServiceRestb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dwealist/mesh/v1/options.proto\x12\x0fwealist.mesh.v1\x1a google/protobuf/descriptor.proto\"b\n\x06\x41\x63\x63\x65ss\x12\x0f\n\x07\x63\x61llers\x18\x01 \x03(\t\x12\'\n\x04user\x18\x02 \x01(\x0e\x32\x19.wealist.mesh.v1.UserAuth\x12\x1e\n\x16\x63losed_account_allowed\x18\x03 \x01(\x08\"L\n\x0bServiceRest\x12\x10\n\x08workload\x18\x01 \x01(\t\x12+\n\x08\x65nvelope\x18\x02 \x01(\x0e\x32\x19.wealist.mesh.v1.Envelope\"\xea\x01\n\nMethodRest\x12\x16\n\x0esuccess_status\x18\x01 \x01(\x05\x12\x16\n\x0eredirect_field\x18\x02 \x01(\t\x12\x30\n\x06stream\x18\x03 \x01(\x0e\x32 .wealist.mesh.v1.StreamTransport\x12+\n\x08\x65nvelope\x18\x04 \x01(\x0e\x32\x19.wealist.mesh.v1.Envelope\x12\x11\n\tsse_event\x18\x05 \x01(\t\x12:\n\x10workspace_header\x18\x06 \x01(\x0e\x32 .wealist.mesh.v1.WorkspaceHeader\"\x87\x01\n\nFieldRules\x12-\n\x06\x66ormat\x18\x01 \x01(\x0e\x32\x1d.wealist.mesh.v1.StringFormat\x12\x12\n\nmin_length\x18\x02 \x01(\r\x12\x12\n\nmax_length\x18\x03 \x01(\r\x12\x0f\n\x07\x61llowed\x18\x04 \x03(\t\x12\x11\n\tmax_items\x18\x05 \x01(\r*l\n\x08UserAuth\x12\x19\n\x15USER_AUTH_UNSPECIFIED\x10\x00\x12\x16\n\x12USER_AUTH_REQUIRED\x10\x01\x12\x16\n\x12USER_AUTH_OPTIONAL\x10\x02\x12\x15\n\x11USER_AUTH_REFUSED\x10\x03*h\n\x08\x45nvelope\x12\x18\n\x14\x45NVELOPE_UNSPECIFIED\x10\x00\x12\x11\n\rENVELOPE_BARE\x10\x01\x12\x1c\n\x18\x45NVELOPE_DATA_REQUEST_ID\x10\x02\x12\x11\n\rENVELOPE_DATA\x10\x03*m\n\x0fStreamTransport\x12 \n\x1cSTREAM_TRANSPORT_UNSPECIFIED\x10\x00\x12\x18\n\x14STREAM_TRANSPORT_SSE\x10\x01\x12\x1e\n\x1aSTREAM_TRANSPORT_WEBSOCKET\x10\x02*q\n\x0fWorkspaceHeader\x12 \n\x1cWORKSPACE_HEADER_UNSPECIFIED\x10\x00\x12\x1d\n\x19WORKSPACE_HEADER_OPTIONAL\x10\x01\x12\x1d\n\x19WORKSPACE_HEADER_REQUIRED\x10\x02*\x94\x01\n\x0cStringFormat\x12\x1d\n\x19STRING_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n\x12STRING_FORMAT_UUID\x10\x01\x12\x1d\n\x19STRING_FORMAT_JSON_OBJECT\x10\x02\x12\x17\n\x13STRING_FORMAT_EMAIL\x10\x03\x12\x15\n\x11STRING_FORMAT_URI\x10\x04:I\n\x06\x61\x63\x63\x65ss\x12\x1e.google.protobuf.MethodOptions\x18\xb9\x8e\x03 \x01(\x0b\x32\x17.wealist.mesh.v1.Access:K\n\x04rest\x12\x1e.google.protobuf.MethodOptions\x18\xba\x8e\x03 \x01(\x0b\x32\x1b.wealist.mesh.v1.MethodRest:P\n\x07service\x12\x1f.google.protobuf.ServiceOptions\x18\xb9\x8e\x03 \x01(\x0b\x32\x1c.wealist.mesh.v1.ServiceRest:K\n\x05\x66ield\x12\x1d.google.protobuf.FieldOptions\x18\xb9\x8e\x03 \x01(\x0b\x32\x1b.wealist.mesh.v1.FieldRulesb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'wealist.mesh.v1.options_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_USERAUTH']._serialized_start=439
-  _globals['_USERAUTH']._serialized_end=547
-  _globals['_ENVELOPE']._serialized_start=549
-  _globals['_ENVELOPE']._serialized_end=653
-  _globals['_STREAMTRANSPORT']._serialized_start=655
-  _globals['_STREAMTRANSPORT']._serialized_end=764
+  _globals['_USERAUTH']._serialized_start=637
+  _globals['_USERAUTH']._serialized_end=745
+  _globals['_ENVELOPE']._serialized_start=747
+  _globals['_ENVELOPE']._serialized_end=851
+  _globals['_STREAMTRANSPORT']._serialized_start=853
+  _globals['_STREAMTRANSPORT']._serialized_end=962
+  _globals['_WORKSPACEHEADER']._serialized_start=964
+  _globals['_WORKSPACEHEADER']._serialized_end=1077
+  _globals['_STRINGFORMAT']._serialized_start=1080
+  _globals['_STRINGFORMAT']._serialized_end=1228
   _globals['_ACCESS']._serialized_start=84
   _globals['_ACCESS']._serialized_end=182
   _globals['_SERVICEREST']._serialized_start=184
   _globals['_SERVICEREST']._serialized_end=260
   _globals['_METHODREST']._serialized_start=263
-  _globals['_METHODREST']._serialized_end=437
+  _globals['_METHODREST']._serialized_end=497
+  _globals['_FIELDRULES']._serialized_start=500
+  _globals['_FIELDRULES']._serialized_end=635
 # @@protoc_insertion_point(module_scope)

@@ -103,6 +103,68 @@ STREAM_TRANSPORT_WEBSOCKET: StreamTransport.ValueType  # 2
 """A WebSocket: client frames become request messages, response messages become frames."""
 Global___StreamTransport: _TypeAlias = StreamTransport  # noqa: Y015
 
+class _WorkspaceHeader:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _WorkspaceHeaderEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_WorkspaceHeader.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    WORKSPACE_HEADER_UNSPECIFIED: _WorkspaceHeader.ValueType  # 0
+    """The method does not read it."""
+    WORKSPACE_HEADER_OPTIONAL: _WorkspaceHeader.ValueType  # 1
+    """Read when sent (it scopes the call, or stands in for a body field); the call works without it."""
+    WORKSPACE_HEADER_REQUIRED: _WorkspaceHeader.ValueType  # 2
+    """The method refuses a call without it (INVALID_ARGUMENT naming X-Workspace-Id)."""
+
+class WorkspaceHeader(_WorkspaceHeader, metaclass=_WorkspaceHeaderEnumTypeWrapper):
+    """Whether a method reads the X-Workspace-Id header (the web client's current workspace, forwarded as
+    x-workspace-id metadata). The OpenAPI document declares the header accordingly.
+    """
+
+WORKSPACE_HEADER_UNSPECIFIED: WorkspaceHeader.ValueType  # 0
+"""The method does not read it."""
+WORKSPACE_HEADER_OPTIONAL: WorkspaceHeader.ValueType  # 1
+"""Read when sent (it scopes the call, or stands in for a body field); the call works without it."""
+WORKSPACE_HEADER_REQUIRED: WorkspaceHeader.ValueType  # 2
+"""The method refuses a call without it (INVALID_ARGUMENT naming X-Workspace-Id)."""
+Global___WorkspaceHeader: _TypeAlias = WorkspaceHeader  # noqa: Y015
+
+class _StringFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StringFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StringFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STRING_FORMAT_UNSPECIFIED: _StringFormat.ValueType  # 0
+    STRING_FORMAT_UUID: _StringFormat.ValueType  # 1
+    """A UUID in its canonical text form."""
+    STRING_FORMAT_JSON_OBJECT: _StringFormat.ValueType  # 2
+    """A JSON object written as text (a query filter such as ListBoards' customFields). The gateway refuses
+    at the edge, as INVALID_ARGUMENT naming the field, a value that is not JSON, not an object, or nested
+    deeper than it parses, so the service only ever reads a well-formed, shallow document.
+    """
+    STRING_FORMAT_EMAIL: _StringFormat.ValueType  # 3
+    """An e-mail address."""
+    STRING_FORMAT_URI: _StringFormat.ValueType  # 4
+    """An absolute URI."""
+
+class StringFormat(_StringFormat, metaclass=_StringFormatEnumTypeWrapper):
+    """What a string field holds beyond "a string"."""
+
+STRING_FORMAT_UNSPECIFIED: StringFormat.ValueType  # 0
+STRING_FORMAT_UUID: StringFormat.ValueType  # 1
+"""A UUID in its canonical text form."""
+STRING_FORMAT_JSON_OBJECT: StringFormat.ValueType  # 2
+"""A JSON object written as text (a query filter such as ListBoards' customFields). The gateway refuses
+at the edge, as INVALID_ARGUMENT naming the field, a value that is not JSON, not an object, or nested
+deeper than it parses, so the service only ever reads a well-formed, shallow document.
+"""
+STRING_FORMAT_EMAIL: StringFormat.ValueType  # 3
+"""An e-mail address."""
+STRING_FORMAT_URI: StringFormat.ValueType  # 4
+"""An absolute URI."""
+Global___StringFormat: _TypeAlias = StringFormat  # noqa: Y015
+
 @_typing.final
 class Access(_message.Message):
     """Who may call a method."""
@@ -176,6 +238,7 @@ class MethodRest(_message.Message):
     STREAM_FIELD_NUMBER: _builtins.int
     ENVELOPE_FIELD_NUMBER: _builtins.int
     SSE_EVENT_FIELD_NUMBER: _builtins.int
+    WORKSPACE_HEADER_FIELD_NUMBER: _builtins.int
     success_status: _builtins.int
     """HTTP status of a successful reply; 200 when unset."""
     redirect_field: _builtins.str
@@ -185,6 +248,7 @@ class MethodRest(_message.Message):
     """Overrides the service's envelope for this method (the auth routes answer bare JSON, say)."""
     sse_event: _builtins.str
     """Name of the SSE event that carries each response message ("notification"); "message" when unset."""
+    workspace_header: Global___WorkspaceHeader.ValueType
     def __init__(
         self,
         *,
@@ -193,18 +257,64 @@ class MethodRest(_message.Message):
         stream: Global___StreamTransport.ValueType = ...,
         envelope: Global___Envelope.ValueType = ...,
         sse_event: _builtins.str = ...,
+        workspace_header: Global___WorkspaceHeader.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "redirect_field", b"redirect_field", "sse_event", b"sse_event", "stream", b"stream", "success_status", b"success_status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "redirect_field", b"redirect_field", "sse_event", b"sse_event", "stream", b"stream", "success_status", b"success_status", "workspace_header", b"workspace_header"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MethodRest: _TypeAlias = MethodRest  # noqa: Y015
 
+@_typing.final
+class FieldRules(_message.Message):
+    """The values a service accepts in a field, declared where the field is, so that the OpenAPI document
+    tells clients, SDKs and fuzzers what a valid request is. The service enforces them (its error names
+    the field); the gateway checks STRING_FORMAT_JSON_OBJECT itself and documents the rest. For a
+    repeated field the rules apply to each element; an empty string stays allowed where the service
+    reads it as "not given".
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FORMAT_FIELD_NUMBER: _builtins.int
+    MIN_LENGTH_FIELD_NUMBER: _builtins.int
+    MAX_LENGTH_FIELD_NUMBER: _builtins.int
+    ALLOWED_FIELD_NUMBER: _builtins.int
+    MAX_ITEMS_FIELD_NUMBER: _builtins.int
+    format: Global___StringFormat.ValueType
+    min_length: _builtins.int
+    """Length bounds of a string, in characters; 0: no bound."""
+    max_length: _builtins.int
+    max_items: _builtins.int
+    """At most this many elements in a repeated field; 0: no bound."""
+    @_builtins.property
+    def allowed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The only values a string field accepts (a closed set the contract spells as text)."""
+
+    def __init__(
+        self,
+        *,
+        format: Global___StringFormat.ValueType = ...,
+        min_length: _builtins.int = ...,
+        max_length: _builtins.int = ...,
+        allowed: _abc.Iterable[_builtins.str] | None = ...,
+        max_items: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "format", b"format", "max_items", b"max_items", "max_length", b"max_length", "min_length", b"min_length"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FieldRules: _TypeAlias = FieldRules  # noqa: Y015
+
 ACCESS_FIELD_NUMBER: _builtins.int
 REST_FIELD_NUMBER: _builtins.int
 SERVICE_FIELD_NUMBER: _builtins.int
+FIELD_FIELD_NUMBER: _builtins.int
 access: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___Access]
 rest: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.MethodOptions, Global___MethodRest]
 service: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.ServiceOptions, Global___ServiceRest]
+field: _extension_dict._ExtensionFieldDescriptor[_descriptor_pb2.FieldOptions, Global___FieldRules]

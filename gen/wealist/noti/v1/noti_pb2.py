@@ -29,23 +29,27 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from wealist.mesh.v1 import options_pb2 as wealist_dot_mesh_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1awealist/noti/v1/noti.proto\x12\x0fwealist.noti.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dwealist/mesh/v1/options.proto\"\xc4\x02\n\x0cNotification\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x03 \x01(\t\x12\x16\n\x0etarget_user_id\x18\x04 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x05 \x01(\t\x12\x15\n\rresource_type\x18\x06 \x01(\t\x12\x13\n\x0bresource_id\x18\x07 \x01(\t\x12\x15\n\rresource_name\x18\x08 \x01(\t\x12)\n\x08metadata\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07is_read\x18\n \x01(\x08\x12+\n\x07read_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"L\n\x18ListNotificationsRequest\x12\x0c\n\x04page\x18\x01 \x01(\x05\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x13\n\x0bunread_only\x18\x03 \x01(\x08\"\x8f\x01\n\x19ListNotificationsResponse\x12\x34\n\rnotifications\x18\x01 \x03(\x0b\x32\x1d.wealist.noti.v1.Notification\x12\r\n\x05total\x18\x02 \x01(\x05\x12\x0c\n\x04page\x18\x03 \x01(\x05\x12\r\n\x05limit\x18\x04 \x01(\x05\x12\x10\n\x08has_more\x18\x05 \x01(\x08\"\x17\n\x15GetUnreadCountRequest\"=\n\x16GetUnreadCountResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x05\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\"6\n\x1bMarkNotificationReadRequest\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\"S\n\x1cMarkNotificationReadResponse\x12\x33\n\x0cnotification\x18\x01 \x01(\x0b\x32\x1d.wealist.noti.v1.Notification\"!\n\x1fMarkAllNotificationsReadRequest\":\n MarkAllNotificationsReadResponse\x12\x16\n\x0emarked_as_read\x18\x01 \x01(\x05\"4\n\x19\x44\x65leteNotificationRequest\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\"\x1c\n\x1a\x44\x65leteNotificationResponse\"\x1c\n\x1aStreamNotificationsRequest\"R\n\x1bStreamNotificationsResponse\x12\x33\n\x0cnotification\x18\x01 \x01(\x0b\x32\x1d.wealist.noti.v1.Notification2\xe2\x08\n\x13NotificationService\x12\x98\x01\n\x11ListNotifications\x12).wealist.noti.v1.ListNotificationsRequest\x1a*.wealist.noti.v1.ListNotificationsResponse\",\x90\x02\x01\xca\xf3\x18\x0b\n\x07gateway\x10\x01\x82\xd3\xe4\x93\x02\x14\x12\x12/api/notifications\x12\x9c\x01\n\x0eGetUnreadCount\x12&.wealist.noti.v1.GetUnreadCountRequest\x1a\'.wealist.noti.v1.GetUnreadCountResponse\"9\x90\x02\x01\xca\xf3\x18\x0b\n\x07gateway\x10\x01\x82\xd3\xe4\x93\x02!\x12\x1f/api/notifications/unread-count\x12\xc6\x01\n\x14MarkNotificationRead\x12,.wealist.noti.v1.MarkNotificationReadRequest\x1a-.wealist.noti.v1.MarkNotificationReadResponse\"Q\x90\x02\x02\xca\xf3\x18\x0b\n\x07gateway\x10\x01\x82\xd3\xe4\x93\x02\x39\x32)/api/notifications/{notification_id}/readb\x0cnotification\x12\xb6\x01\n\x18MarkAllNotificationsRead\x12\x30.wealist.noti.v1.MarkAllNotificationsReadRequest\x1a\x31.wealist.noti.v1.MarkAllNotificationsReadResponse\"5\x90\x02\x02\xca\xf3\x18\x0b\n\x07gateway\x10\x01\x82\xd3\xe4\x93\x02\x1d\"\x1b/api/notifications/read-all\x12\xb4\x01\n\x12\x44\x65leteNotification\x12*.wealist.noti.v1.DeleteNotificationRequest\x1a+.wealist.noti.v1.DeleteNotificationResponse\"E\x90\x02\x02\xca\xf3\x18\x0b\n\x07gateway\x10\x01\xd2\xf3\x18\x03\x08\xcc\x01\x82\xd3\xe4\x93\x02&*$/api/notifications/{notification_id}\x12\xc9\x01\n\x13StreamNotifications\x12+.wealist.noti.v1.StreamNotificationsRequest\x1a,.wealist.noti.v1.StreamNotificationsResponse\"U\x90\x02\x01\xca\xf3\x18\x0b\n\x07gateway\x10\x01\xd2\xf3\x18\x10\x18\x01*\x0cnotification\x82\xd3\xe4\x93\x02)\x12\x19/api/notifications/streamb\x0cnotification0\x01\x1a\x0c\xca\xf3\x18\x08\n\x04noti\x10\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1awealist/noti/v1/noti.proto\x12\x0fwealist.noti.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dwealist/mesh/v1/options.proto\"\xc4\x02\n\x0cNotification\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x03 \x01(\t\x12\x16\n\x0etarget_user_id\x18\x04 \x01(\t\x12\x14\n\x0cworkspace_id\x18\x05 \x01(\t\x12\x15\n\rresource_type\x18\x06 \x01(\t\x12\x13\n\x0bresource_id\x18\x07 \x01(\t\x12\x15\n\rresource_name\x18\x08 \x01(\t\x12)\n\x08metadata\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07is_read\x18\n \x01(\x08\x12+\n\x07read_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"L\n\x18ListNotificationsRequest\x12\x0c\n\x04page\x18\x01 \x01(\x05\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x13\n\x0bunread_only\x18\x03 \x01(\x08\"\x8f\x01\n\x19ListNotificationsResponse\x12\x34\n\rnotifications\x18\x01 \x03(\x0b\x32\x1d.wealist.noti.v1.Notification\x12\r\n\x05total\x18\x02 \x01(\x05\x12\x0c\n\x04page\x18\x03 \x01(\x05\x12\r\n\x05limit\x18\x04 \x01(\x05\x12\x10\n\x08has_more\x18\x05 \x01(\x08\"\x17\n\x15GetUnreadCountRequest\"=\n\x16GetUnreadCountResponse\x12\r\n\x05\x63ount\x18\x01 \x01(\x05\x12\x14\n\x0cworkspace_id\x18\x02 \x01(\t\">\n\x1bMarkNotificationReadRequest\x12\x1f\n\x0fnotification_id\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\x08\x01\"S\n\x1cMarkNotificationReadResponse\x12\x33\n\x0cnotification\x18\x01 \x01(\x0b\x32\x1d.wealist.noti.v1.Notification\"!\n\x1fMarkAllNotificationsReadRequest\":\n MarkAllNotificationsReadResponse\x12\x16\n\x0emarked_as_read\x18\x01 \x01(\x05\"<\n\x19\x44\x65leteNotificationRequest\x12\x1f\n\x0fnotification_id\x18\x01 \x01(\tB\x06\xca\xf3\x18\x02\x08\x01\"\x1c\n\x1a\x44\x65leteNotificationResponse\"\x1c\n\x1aStreamNotificationsRequest\"R\n\x1bStreamNotificationsResponse\x12\x33\n\x0cnotification\x18\x01 \x01(\x0b\x32\x1d.wealist.noti.v1.Notification2\xf4\x08\n\x13NotificationService\x12\x9e\x01\n\x11ListNotifications\x12).wealist.noti.v1.ListNotificationsRequest\x1a*.wealist.noti.v1.ListNotificationsResponse\"2\x90\x02\x01\xca\xf3\x18\x0b\n\x07gateway\x10\x01\xd2\xf3\x18\x02\x30\x01\x82\xd3\xe4\x93\x02\x14\x12\x12/api/notifications\x12\xa2\x01\n\x0eGetUnreadCount\x12&.wealist.noti.v1.GetUnreadCountRequest\x1a\'.wealist.noti.v1.GetUnreadCountResponse\"?\x90\x02\x01\xca\xf3\x18\x0b\n\x07gateway\x10\x01\xd2\xf3\x18\x02\x30\x01\x82\xd3\xe4\x93\x02!\x12\x1f/api/notifications/unread-count\x12\xc6\x01\n\x14MarkNotificationRead\x12,.wealist.noti.v1.MarkNotificationReadRequest\x1a-.wealist.noti.v1.MarkNotificationReadResponse\"Q\x90\x02\x02\xca\xf3\x18\x0b\n\x07gateway\x10\x01\x82\xd3\xe4\x93\x02\x39\x32)/api/notifications/{notification_id}/readb\x0cnotification\x12\xbc\x01\n\x18MarkAllNotificationsRead\x12\x30.wealist.noti.v1.MarkAllNotificationsReadRequest\x1a\x31.wealist.noti.v1.MarkAllNotificationsReadResponse\";\x90\x02\x02\xca\xf3\x18\x0b\n\x07gateway\x10\x01\xd2\xf3\x18\x02\x30\x01\x82\xd3\xe4\x93\x02\x1d\"\x1b/api/notifications/read-all\x12\xb4\x01\n\x12\x44\x65leteNotification\x12*.wealist.noti.v1.DeleteNotificationRequest\x1a+.wealist.noti.v1.DeleteNotificationResponse\"E\x90\x02\x02\xca\xf3\x18\x0b\n\x07gateway\x10\x01\xd2\xf3\x18\x03\x08\xcc\x01\x82\xd3\xe4\x93\x02&*$/api/notifications/{notification_id}\x12\xc9\x01\n\x13StreamNotifications\x12+.wealist.noti.v1.StreamNotificationsRequest\x1a,.wealist.noti.v1.StreamNotificationsResponse\"U\x90\x02\x01\xca\xf3\x18\x0b\n\x07gateway\x10\x01\xd2\xf3\x18\x10\x18\x01*\x0cnotification\x82\xd3\xe4\x93\x02)\x12\x19/api/notifications/streamb\x0cnotification0\x01\x1a\x0c\xca\xf3\x18\x08\n\x04noti\x10\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'wealist.noti.v1.noti_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_MARKNOTIFICATIONREADREQUEST'].fields_by_name['notification_id']._loaded_options = None
+  _globals['_MARKNOTIFICATIONREADREQUEST'].fields_by_name['notification_id']._serialized_options = b'\312\363\030\002\010\001'
+  _globals['_DELETENOTIFICATIONREQUEST'].fields_by_name['notification_id']._loaded_options = None
+  _globals['_DELETENOTIFICATIONREQUEST'].fields_by_name['notification_id']._serialized_options = b'\312\363\030\002\010\001'
   _globals['_NOTIFICATIONSERVICE']._loaded_options = None
   _globals['_NOTIFICATIONSERVICE']._serialized_options = b'\312\363\030\010\n\004noti\020\001'
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['ListNotifications']._loaded_options = None
-  _globals['_NOTIFICATIONSERVICE'].methods_by_name['ListNotifications']._serialized_options = b'\220\002\001\312\363\030\013\n\007gateway\020\001\202\323\344\223\002\024\022\022/api/notifications'
+  _globals['_NOTIFICATIONSERVICE'].methods_by_name['ListNotifications']._serialized_options = b'\220\002\001\312\363\030\013\n\007gateway\020\001\322\363\030\0020\001\202\323\344\223\002\024\022\022/api/notifications'
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['GetUnreadCount']._loaded_options = None
-  _globals['_NOTIFICATIONSERVICE'].methods_by_name['GetUnreadCount']._serialized_options = b'\220\002\001\312\363\030\013\n\007gateway\020\001\202\323\344\223\002!\022\037/api/notifications/unread-count'
+  _globals['_NOTIFICATIONSERVICE'].methods_by_name['GetUnreadCount']._serialized_options = b'\220\002\001\312\363\030\013\n\007gateway\020\001\322\363\030\0020\001\202\323\344\223\002!\022\037/api/notifications/unread-count'
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['MarkNotificationRead']._loaded_options = None
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['MarkNotificationRead']._serialized_options = b'\220\002\002\312\363\030\013\n\007gateway\020\001\202\323\344\223\00292)/api/notifications/{notification_id}/readb\014notification'
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['MarkAllNotificationsRead']._loaded_options = None
-  _globals['_NOTIFICATIONSERVICE'].methods_by_name['MarkAllNotificationsRead']._serialized_options = b'\220\002\002\312\363\030\013\n\007gateway\020\001\202\323\344\223\002\035\"\033/api/notifications/read-all'
+  _globals['_NOTIFICATIONSERVICE'].methods_by_name['MarkAllNotificationsRead']._serialized_options = b'\220\002\002\312\363\030\013\n\007gateway\020\001\322\363\030\0020\001\202\323\344\223\002\035\"\033/api/notifications/read-all'
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['DeleteNotification']._loaded_options = None
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['DeleteNotification']._serialized_options = b'\220\002\002\312\363\030\013\n\007gateway\020\001\322\363\030\003\010\314\001\202\323\344\223\002&*$/api/notifications/{notification_id}'
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['StreamNotifications']._loaded_options = None
@@ -61,21 +65,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETUNREADCOUNTRESPONSE']._serialized_start=747
   _globals['_GETUNREADCOUNTRESPONSE']._serialized_end=808
   _globals['_MARKNOTIFICATIONREADREQUEST']._serialized_start=810
-  _globals['_MARKNOTIFICATIONREADREQUEST']._serialized_end=864
-  _globals['_MARKNOTIFICATIONREADRESPONSE']._serialized_start=866
-  _globals['_MARKNOTIFICATIONREADRESPONSE']._serialized_end=949
-  _globals['_MARKALLNOTIFICATIONSREADREQUEST']._serialized_start=951
-  _globals['_MARKALLNOTIFICATIONSREADREQUEST']._serialized_end=984
-  _globals['_MARKALLNOTIFICATIONSREADRESPONSE']._serialized_start=986
-  _globals['_MARKALLNOTIFICATIONSREADRESPONSE']._serialized_end=1044
-  _globals['_DELETENOTIFICATIONREQUEST']._serialized_start=1046
-  _globals['_DELETENOTIFICATIONREQUEST']._serialized_end=1098
-  _globals['_DELETENOTIFICATIONRESPONSE']._serialized_start=1100
-  _globals['_DELETENOTIFICATIONRESPONSE']._serialized_end=1128
-  _globals['_STREAMNOTIFICATIONSREQUEST']._serialized_start=1130
-  _globals['_STREAMNOTIFICATIONSREQUEST']._serialized_end=1158
-  _globals['_STREAMNOTIFICATIONSRESPONSE']._serialized_start=1160
-  _globals['_STREAMNOTIFICATIONSRESPONSE']._serialized_end=1242
-  _globals['_NOTIFICATIONSERVICE']._serialized_start=1245
-  _globals['_NOTIFICATIONSERVICE']._serialized_end=2367
+  _globals['_MARKNOTIFICATIONREADREQUEST']._serialized_end=872
+  _globals['_MARKNOTIFICATIONREADRESPONSE']._serialized_start=874
+  _globals['_MARKNOTIFICATIONREADRESPONSE']._serialized_end=957
+  _globals['_MARKALLNOTIFICATIONSREADREQUEST']._serialized_start=959
+  _globals['_MARKALLNOTIFICATIONSREADREQUEST']._serialized_end=992
+  _globals['_MARKALLNOTIFICATIONSREADRESPONSE']._serialized_start=994
+  _globals['_MARKALLNOTIFICATIONSREADRESPONSE']._serialized_end=1052
+  _globals['_DELETENOTIFICATIONREQUEST']._serialized_start=1054
+  _globals['_DELETENOTIFICATIONREQUEST']._serialized_end=1114
+  _globals['_DELETENOTIFICATIONRESPONSE']._serialized_start=1116
+  _globals['_DELETENOTIFICATIONRESPONSE']._serialized_end=1144
+  _globals['_STREAMNOTIFICATIONSREQUEST']._serialized_start=1146
+  _globals['_STREAMNOTIFICATIONSREQUEST']._serialized_end=1174
+  _globals['_STREAMNOTIFICATIONSRESPONSE']._serialized_start=1176
+  _globals['_STREAMNOTIFICATIONSRESPONSE']._serialized_end=1258
+  _globals['_NOTIFICATIONSERVICE']._serialized_start=1261
+  _globals['_NOTIFICATIONSERVICE']._serialized_end=2401
 # @@protoc_insertion_point(module_scope)
