@@ -42,7 +42,16 @@ from mesh._http import http_server
 from mesh._identity import TlsMaterial, ensure_dev_pki, load_tls, pki_paths, spiffe_id
 from mesh._interceptors import accept_stream, accepts_stream_itself, bearer_token
 from mesh._logging import JsonFormatter, configure_logging
-from mesh._membership import MembershipCache, invalidate_memberships, membership_key
+from mesh._membership import (
+    MembershipCache,
+    MembershipChange,
+    follow_membership_changes,
+    generation_key,
+    invalidate_memberships,
+    membership_key,
+    run_until_cancelled,
+    tail_membership_changes,
+)
 from mesh._objects import ObjectStore, S3Settings, StoredObject, cors_configuration, media_type
 from mesh._production import (
     OFF_IN_PRODUCTION,
@@ -102,6 +111,7 @@ __all__ = [
     "JsonFormatter",
     "JwksSource",
     "MembershipCache",
+    "MembershipChange",
     "MeshError",
     "MeshSettings",
     "MethodAccess",
@@ -139,6 +149,8 @@ __all__ = [
     "end_sessions",
     "ensure_database",
     "ensure_dev_pki",
+    "follow_membership_changes",
+    "generation_key",
     "hosted_of",
     "http_server",
     "invalidate_memberships",
@@ -167,6 +179,7 @@ __all__ = [
     "revoke_once",
     "run",
     "run_migrations_env",
+    "run_until_cancelled",
     "server_span",
     "services_of",
     "session_ended_key",
@@ -175,6 +188,7 @@ __all__ = [
     "spiffe_id",
     "sweep_expired_uploads",
     "sweep_uploads_forever",
+    "tail_membership_changes",
     "timestamp",
     "tracer",
     "upgrade_to_head",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mesh import MembershipCache, ObjectStore, Runtime, load_settings, run
+from services.board import membership
 from services.board.attachments import AttachmentServicer
 from services.board.boards import BoardServicer
 from services.board.comments import CommentServicer
@@ -20,7 +21,8 @@ from services.board.settings import BoardSettings
 
 
 async def build(runtime: Runtime[BoardSettings]) -> list[object]:
-    """The board APIs and project sockets, the notification outbox and the attachment clean-up."""
+    """The board APIs and project sockets, the notification outbox, the attachment clean-up and the
+    reactions to membership changes."""
     settings = runtime.settings
     database = await runtime.database(Path(__file__).parent / "migrations")
     store = ObjectStore(settings)
@@ -36,6 +38,10 @@ async def build(runtime: Runtime[BoardSettings]) -> list[object]:
     hub = await runtime.start(ProjectHub(ctx, registry=runtime.metrics.registry))
     notifier = await runtime.start(Notifier(ctx))
     runtime.sweep_uploads(database, store, Attachment, every=settings.cleanup_interval_seconds)
+    live = BoardEventServicer(ctx, hub)
+    runtime.background(
+        lambda: membership.follow(ctx, live.membership_changed), name="board-membership-changes"
+    )
     return [
         ProjectServicer(ctx),
         FieldOptionServicer(ctx),
@@ -43,7 +49,7 @@ async def build(runtime: Runtime[BoardSettings]) -> list[object]:
         ParticipantServicer(ctx, notifier),
         CommentServicer(ctx, notifier),
         AttachmentServicer(ctx),
-        BoardEventServicer(ctx, hub),
+        live,
     ]
 
 

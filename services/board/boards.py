@@ -1,5 +1,8 @@
 """The kanban's boards: list, create, read, update, delete, move.
 
+Who may do which is :mod:`access`'s rule: project members create boards; project members and a board's
+author and assignee change it; its author, assignee or a project OWNER/ADMIN delete it.
+
 Every method runs in one unit of work; events to the project's sockets are published and the outbox's
 notifications poked only after the commit, and files of a deleted board are purged from S3 after it. A
 board's custom fields are stored as option ids and spoken as option values (:mod:`fields`), so the
@@ -47,7 +50,15 @@ from mesh import (
     timestamp,
 )
 from services.board import attachments, events, fields
-from services.board.access import check_dates, require_member, see_board, see_project
+from services.board.access import (
+    check_dates,
+    require_board_deleter,
+    require_board_editor,
+    require_member,
+    require_project_member,
+    see_board,
+    see_project,
+)
 from services.board.context import BoardContext
 from services.board.directory import Directory
 from services.board.models import (
@@ -573,6 +584,7 @@ class BoardServicer(board_pb2_grpc.BoardServiceServicer):
         files = attachment_ids(request.attachment_ids)
         async with self.ctx.database.unit_of_work() as session:
             seen = await see_project(session, self.ctx.directory, project_id, user)
+            require_project_member(seen)
             project = seen.project
             await check_members(
                 self.ctx.directory,
@@ -670,6 +682,7 @@ class BoardServicer(board_pb2_grpc.BoardServiceServicer):
         edit = parse_edit(request)
         async with self.ctx.database.unit_of_work() as session:
             board, seen = await see_board(session, self.ctx.directory, edit.board_id, user, lock=True)
+            require_board_editor(seen, board, user)
             project = seen.project
             if edit.project_id is not None and edit.project_id != board.project_id:
                 raise InvalidField("projectId", "must be the board's project")
@@ -746,7 +759,8 @@ class BoardServicer(board_pb2_grpc.BoardServiceServicer):
         user = caller_id()
         board_id = parse_uuid(request.board_id, field="boardId")
         async with self.ctx.database.unit_of_work() as session:
-            board, _ = await see_board(session, self.ctx.directory, board_id, user, lock=True)
+            board, seen = await see_board(session, self.ctx.directory, board_id, user, lock=True)
+            require_board_deleter(seen, board, user)
             # Files are handed to the clean-up first, so a failed purge below still gets them removed.
             released = await attachments.release(session, board_ids=[board.id])
             await session.exec(sql_delete(Board).where(col(Board.id) == board.id))
@@ -769,6 +783,7 @@ class BoardServicer(board_pb2_grpc.BoardServiceServicer):
         value = request.new_field_value
         async with self.ctx.database.unit_of_work() as session:
             board, seen = await see_board(session, self.ctx.directory, board_id, user, lock=True)
+            require_board_editor(seen, board, user)
             if board.project_id != project_id:
                 raise InvalidField("projectId", "must be the board's project")
             options = await fields.project_options(session, board.project_id)

@@ -1,7 +1,9 @@
 """Comments on boards: list, create (telling the board's people), update one's own, delete.
 
-Any member of the board's workspace may read and comment; only the author edits a comment; the author
-or the project's OWNER/ADMIN deletes it, and its files go with it (purged from S3 after the commit).
+Any member of the board's workspace reads them. Those who may change the board (project members, its
+author and assignee) and its participants comment (:mod:`access`); only the author edits a comment; the
+author or the project's OWNER/ADMIN deletes it, and its files go with it (purged from S3 after the
+commit).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from wealist.board.v1 import board_pb2, board_pb2_grpc
 
 from mesh import Context, Forbidden, InvalidField, caller_id, parse_uuid
 from services.board import attachments
-from services.board.access import see_board, see_comment
+from services.board.access import require_commenter, see_board, see_comment
 from services.board.boards import attachment_ids, comment_message, participants_of
 from services.board.context import BoardContext
 from services.board.models import ENTITY_COMMENT, Comment
@@ -82,6 +84,8 @@ class CommentServicer(board_pb2_grpc.CommentServiceServicer):
         files = attachment_ids(request.attachment_ids)
         async with self.ctx.database.unit_of_work() as session:
             board, seen = await see_board(session, self.ctx.directory, board_id, user)
+            people = (await participants_of(session, [board.id]))[board.id]
+            require_commenter(seen, board, user, people)
             comment = Comment(board_id=board.id, user_id=user, content=content)
             session.add(comment)
             await session.flush()
@@ -94,7 +98,6 @@ class CommentServicer(board_pb2_grpc.CommentServiceServicer):
                 user_id=user,
                 store=self.ctx.store,
             )
-            people = (await participants_of(session, [board.id]))[board.id]
             self.notifier.enqueue(
                 session,
                 event_type=BOARD_COMMENT_ADDED,

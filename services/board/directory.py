@@ -52,6 +52,21 @@ class Directory:
         self, workspace_id: uuid.UUID, user_ids: Iterable[uuid.UUID]
     ) -> dict[uuid.UUID, str | None]:
         """Each user's role in the workspace (OWNER, ADMIN, MEMBER) or ``None`` for a non-member."""
+        return (await self._lookup(workspace_id, user_ids))[0]
+
+    async def confirm(self, workspace_id: uuid.UUID, user_id: uuid.UUID) -> tuple[str | None, str]:
+        """The user's role (or ``None``) and the workspace's membership generation the answer holds for:
+        while :meth:`generation` still says the same, no membership of the workspace changed."""
+        answers, generation = await self._lookup(workspace_id, [user_id])
+        return answers[user_id], generation
+
+    async def generation(self, workspace_id: uuid.UUID) -> str:
+        """The workspace's membership generation now (see :meth:`confirm`)."""
+        return await self._cache.generation(workspace_id)
+
+    async def _lookup(
+        self, workspace_id: uuid.UUID, user_ids: Iterable[uuid.UUID]
+    ) -> tuple[dict[uuid.UUID, str | None], str]:
         wanted = list(dict.fromkeys(user_ids))
         lookup = await self._cache.get(workspace_id, wanted)
         answers = dict(lookup.answers)
@@ -71,7 +86,7 @@ class Directory:
             }
             await self._cache.put(workspace_id, fresh, generation=lookup.generation)
             answers.update(fresh)
-        return {user: answers.get(user) for user in wanted}
+        return {user: answers.get(user) for user in wanted}, lookup.generation
 
     async def role(self, workspace_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
         """One user's role in the workspace, or ``None``."""

@@ -19,8 +19,16 @@ Presence counts sockets, not users: ``online:project:{projectId}`` is a sorted s
 every ping and on its own timer, and removes it when it closes; the entries of a replica that crashed
 simply expire, since readers drop every member whose score has passed.
 
-Access is checked when a socket opens and again on its presence timer: a member removed from the
-workspace (or a deleted project) loses the socket with NOT_FOUND within a third of the presence TTL.
+Access is checked when a socket opens, before every event it is sent, and again on its presence timer.
+An event goes out only once the user's workspace membership was confirmed for it (the shared membership
+cache, which the user service clears on every change, or the user service itself; when neither answers,
+the socket ends with UNAVAILABLE rather than send unconfirmed). And when the user service signals a
+change of the workspace's memberships, its sockets on every replica check again at once, so a removed
+member's socket ends with NOT_FOUND right away, idle or not; the timer still catches a deleted project
+within a third of the presence TTL.
+
+WatchProject is declared without side effects, so the operator identity (``debug``) may call it: its
+socket gets the events and pongs but is never present (no entry is written, refreshed or removed).
 """
 
 from __future__ import annotations
@@ -31,7 +39,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -40,8 +49,17 @@ from google.protobuf import json_format
 from prometheus_client import CollectorRegistry
 from wealist.board.v1 import events_pb2, events_pb2_grpc
 
-from mesh import ChannelHub, Context, NotFound, Subscriber, Unavailable, caller_id, parse_uuid
-from services.board.access import see_project
+from mesh import (
+    ChannelHub,
+    Context,
+    MembershipChange,
+    NotFound,
+    Subscriber,
+    Unavailable,
+    caller_id,
+    parse_uuid,
+)
+from services.board.access import by_operator, see_project
 from services.board.context import BoardContext
 
 log = logging.getLogger("wealist.board.events")
@@ -60,6 +78,7 @@ __all__ = [
     "BoardEventServicer",
     "ChannelHub",
     "Context",
+    "Delivery",
     "Presence",
     "ProjectHub",
     "Subscriber",
@@ -106,7 +125,22 @@ async def publish(
     await redis.publish(project_channel(project_id), json.dumps(frame, separators=(",", ":")))
 
 
-def event_frame(data: bytes | str) -> events_pb2.WatchProjectResponse:
+@dataclass(slots=True)
+class Delivery:
+    """One frame for a replica's sockets of a project, with the membership generation they check it by.
+
+    Before an event goes out, a socket checks that the workspace's memberships did not change since it
+    last confirmed its user's (:meth:`BoardEventServicer._cleared`). The generation is read once per
+    event and replica, by the first socket to send it, and shared by the others: having been read after
+    the event arrived, it reflects every change signalled before the event was published, which is all
+    any of them needs. So an event costs one Redis read per replica, however many sockets get it.
+    """
+
+    frame: events_pb2.WatchProjectResponse
+    generation: asyncio.Future[str] | None = None
+
+
+def event_frame(data: bytes | str) -> Delivery:
     """The socket frame of one published event (parsed once per replica, shared by its sockets)."""
     body = json.loads(data)
     frame = events_pb2.WatchProjectResponse(type=str(body["type"]))
@@ -114,7 +148,7 @@ def event_frame(data: bytes | str) -> events_pb2.WatchProjectResponse:
         json_format.ParseDict(body["payload"], frame.payload)
     if body.get("boardId") is not None:
         frame.board_id = str(body["boardId"])
-    return frame
+    return Delivery(frame)
 
 
 # --- fan-out ---------------------------------------------------------------------------------------------
@@ -124,7 +158,7 @@ class ProjectHub:
     """The board service's hub: sockets subscribe to their project's channel, frames are socket frames."""
 
     def __init__(self, ctx: BoardContext, *, registry: CollectorRegistry | None = None) -> None:
-        self._hub: ChannelHub[events_pb2.WatchProjectResponse] = ChannelHub(
+        self._hub: ChannelHub[Delivery] = ChannelHub(
             ctx.redis,
             name="board",
             decode=event_frame,
@@ -150,9 +184,7 @@ class ProjectHub:
         """Close it (at shutdown)."""
         await self._hub.close()
 
-    def watch(
-        self, project_id: uuid.UUID
-    ) -> contextlib.AbstractAsyncContextManager[Subscriber[events_pb2.WatchProjectResponse]]:
+    def watch(self, project_id: uuid.UUID) -> contextlib.AbstractAsyncContextManager[Subscriber[Delivery]]:
         """A socket's subscription to the project's events, live once the block starts."""
         return self._hub.subscribe(project_channel(project_id))
 
@@ -218,10 +250,61 @@ class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):
         self.hub = hub
         self.presence = Presence(ctx.redis, ttl_seconds=ctx.settings.presence_ttl_seconds)
         self._leaving: set[asyncio.Task[None]] = set()
+        # Per workspace, the wake-up of each open socket of its projects on this replica.
+        self._watching: dict[uuid.UUID, set[asyncio.Event]] = {}
 
-    async def _see(self, project_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    async def _see(self, project_id: uuid.UUID, user_id: uuid.UUID) -> uuid.UUID:
+        """NOT_FOUND unless the user sees the project; the project's workspace."""
         async with self.ctx.database.unit_of_work() as session:
-            await see_project(session, self.ctx.directory, project_id, user_id)
+            seen = await see_project(session, self.ctx.directory, project_id, user_id)
+        return seen.project.workspace_id
+
+    async def _cleared(
+        self, delivery: Delivery, workspace_id: uuid.UUID, user_id: uuid.UUID, confirmed: str | None
+    ) -> str:
+        """Check before an event goes out that the user is still a member of the workspace; NOT_FOUND
+        otherwise. ``confirmed`` is the membership generation the socket last confirmed its user under;
+        returns the one it holds now.
+
+        Unchanged since (see :class:`Delivery`), the event goes out at once; otherwise the membership
+        is looked up again (the user service cleared the cache with the change, so the answer is the
+        new one). When neither Redis nor the user service answers, UNAVAILABLE: nothing goes out
+        unconfirmed.
+        """
+        if delivery.generation is None:
+            delivery.generation = asyncio.ensure_future(self.ctx.directory.generation(workspace_id))
+            # Its error is read even when every socket that wanted it has gone meanwhile.
+            delivery.generation.add_done_callback(lambda done: done.cancelled() or done.exception())
+        try:
+            # Shielded: the socket that started the read may go away; the others still want it.
+            now: str | None = await asyncio.shield(delivery.generation)
+        except aioredis.RedisError:
+            now = None
+        if now is not None and now == confirmed:
+            return now
+        role, generation = await self.ctx.directory.confirm(workspace_id, user_id)
+        if role is None:
+            raise NotFound("Project not found")
+        return generation
+
+    def membership_changed(self, change: MembershipChange) -> None:
+        """The workspace's memberships changed: its sockets here check access now, not at their next round."""
+        for wake in self._watching.get(change.workspace_id, ()):
+            wake.set()
+
+    @contextlib.contextmanager
+    def _watch(self, workspace_id: uuid.UUID) -> Iterator[asyncio.Event]:
+        """A socket's wake-up for membership changes of the workspace, registered while it is open."""
+        wake = asyncio.Event()
+        self._watching.setdefault(workspace_id, set()).add(wake)
+        try:
+            yield wake
+        finally:
+            watching = self._watching.get(workspace_id)
+            if watching is not None:
+                watching.discard(wake)
+                if not watching:
+                    del self._watching[workspace_id]
 
     async def WatchProject(
         self, request_iterator: AsyncIterator[events_pb2.WatchProjectRequest], context: Context
@@ -230,10 +313,12 @@ class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):
 
         The socket's life: the gateway's opening message names the project; the caller must see it
         (NOT_FOUND otherwise, so the socket closes with 4404). Then the socket is subscribed and present,
-        and three things run until it ends: frames from the hub go out, client pings are answered (and
-        refresh presence), and a timer refreshes presence and checks that the caller still sees the
-        project. It ends when the client goes away (its request stream ends or the call is cancelled),
-        when it falls behind (RESOURCE_EXHAUSTED) or when it may no longer see the project (NOT_FOUND).
+        and three things run until it ends: frames from the hub go out (an event only once the caller's
+        workspace membership is confirmed), client pings are answered (and refresh presence), and a timer
+        refreshes presence and checks that the caller still sees the project (at once when the workspace's
+        memberships change). It ends when the client goes away (its request stream ends or the call is
+        cancelled), when it falls behind (RESOURCE_EXHAUSTED) or when it may no longer see the project
+        (NOT_FOUND).
         """
         requests = aiter(request_iterator)
         opening = await anext(requests, None)
@@ -241,37 +326,54 @@ class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):
             return
         user_id = caller_id()
         project_id = parse_uuid(opening.project_id, field="projectId")
-        await self._see(project_id, user_id)
-        socket_id = uuid.uuid4().hex
-        async with self.hub.watch(project_id) as socket:
-            chores: list[asyncio.Task[None]] = []
-            try:
+        workspace_id = await self._see(project_id, user_id)
+        # An operator's socket watches without being present; None stands for "no presence entry".
+        socket_id = None if by_operator() else uuid.uuid4().hex
+        with self._watch(workspace_id) as wake:
+            async with self.hub.watch(project_id) as socket:
+                chores: list[asyncio.Task[None]] = []
                 try:
-                    await self.presence.refresh(project_id, user_id, socket_id)
-                except aioredis.RedisError as error:
-                    raise Unavailable(f"presence is unavailable: {error}") from None
-                chores = [
-                    asyncio.create_task(self._answer(requests, socket, project_id, user_id, socket_id)),
-                    asyncio.create_task(self._keep_alive(socket, project_id, user_id, socket_id)),
-                ]
-                while (frame := await socket.get()) is not None:
-                    yield frame
-            finally:
-                # A task of its own, shielded: a call cancelled twice still takes its entry out (else it
-                # would linger for one TTL).
-                leaving = asyncio.create_task(self._leave(chores, project_id, user_id, socket_id))
-                self._leaving.add(leaving)
-                leaving.add_done_callback(self._leaving.discard)
-                await asyncio.shield(leaving)
+                    try:
+                        await self._refresh(project_id, user_id, socket_id)
+                    except aioredis.RedisError as error:
+                        raise Unavailable(f"presence is unavailable: {error}") from None
+                    chores = [
+                        asyncio.create_task(self._answer(requests, socket, project_id, user_id, socket_id)),
+                        asyncio.create_task(self._keep_alive(socket, wake, project_id, user_id, socket_id)),
+                    ]
+                    # The generation the user's membership was last confirmed under (none yet).
+                    confirmed: str | None = None
+                    while (delivery := await socket.get()) is not None:
+                        if delivery.frame.type != PONG:
+                            confirmed = await self._cleared(delivery, workspace_id, user_id, confirmed)
+                        yield delivery.frame
+                finally:
+                    # A task of its own, shielded: a call cancelled twice still takes its entry out (else it
+                    # would linger for one TTL).
+                    leaving = asyncio.create_task(self._leave(chores, project_id, user_id, socket_id))
+                    self._leaving.add(leaving)
+                    leaving.add_done_callback(self._leaving.discard)
+                    await asyncio.shield(leaving)
+
+    async def _refresh(self, project_id: uuid.UUID, user_id: uuid.UUID, socket_id: str | None) -> None:
+        """Mark the socket present for another TTL (an operator's socket, without an id, never is)."""
+        if socket_id is not None:
+            await self.presence.refresh(project_id, user_id, socket_id)
 
     async def _leave(
-        self, chores: list[asyncio.Task[None]], project_id: uuid.UUID, user_id: uuid.UUID, socket_id: str
+        self,
+        chores: list[asyncio.Task[None]],
+        project_id: uuid.UUID,
+        user_id: uuid.UUID,
+        socket_id: str | None,
     ) -> None:
         """Stop the socket's chores, then take its presence entry out."""
         for chore in chores:
             chore.cancel()
         # Awaited first, so that a refresh in flight cannot put the entry back after it was removed.
         await asyncio.gather(*chores, return_exceptions=True)
+        if socket_id is None:
+            return
         try:
             await self.presence.leave(project_id, user_id, socket_id)
         except aioredis.RedisError:
@@ -280,10 +382,10 @@ class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):
     async def _answer(
         self,
         requests: AsyncIterator[events_pb2.WatchProjectRequest],
-        socket: Subscriber[events_pb2.WatchProjectResponse],
+        socket: Subscriber[Delivery],
         project_id: uuid.UUID,
         user_id: uuid.UUID,
-        socket_id: str,
+        socket_id: str | None,
     ) -> None:
         """Client frames: a ping is answered with a pong and refreshes presence; others are ignored."""
         try:
@@ -292,10 +394,10 @@ class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):
                     continue
                 # Refreshed before the pong goes out: a client that got its pong is listed as online.
                 try:
-                    await self.presence.refresh(project_id, user_id, socket_id)
+                    await self._refresh(project_id, user_id, socket_id)
                 except aioredis.RedisError:
                     log.warning("could not refresh a board socket's presence", exc_info=True)
-                socket.offer(events_pb2.WatchProjectResponse(type=PONG))
+                socket.offer(Delivery(events_pb2.WatchProjectResponse(type=PONG)))
         except grpc.aio.AioRpcError:
             log.warning("a board socket's client frames could not be read", exc_info=True)
         # The client's frames ended (it half-closed or went away): so does the socket.
@@ -303,17 +405,21 @@ class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):
 
     async def _keep_alive(
         self,
-        socket: Subscriber[events_pb2.WatchProjectResponse],
+        socket: Subscriber[Delivery],
+        wake: asyncio.Event,
         project_id: uuid.UUID,
         user_id: uuid.UUID,
-        socket_id: str,
+        socket_id: str | None,
     ) -> None:
         """Refresh presence every third of its TTL; end the socket once the caller may not see the project.
 
-        A member removed from the workspace (or a deleted project) must not go on receiving its events.
+        A member removed from the workspace (or a deleted project) must not go on receiving its events;
+        a membership change of the workspace (``wake``) makes the check happen at once.
         """
         while True:
-            await asyncio.sleep(self.presence.ttl_seconds / 3)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), self.presence.ttl_seconds / 3)
+            wake.clear()
             try:
                 await self._see(project_id, user_id)
             except NotFound as gone:
@@ -324,7 +430,7 @@ class BoardEventServicer(events_pb2_grpc.BoardEventServiceServicer):
                 # again.
                 log.warning("could not recheck a board socket's access", exc_info=True)
             try:
-                await self.presence.refresh(project_id, user_id, socket_id)
+                await self._refresh(project_id, user_id, socket_id)
             except aioredis.RedisError:
                 log.warning("could not refresh a board socket's presence", exc_info=True)
 

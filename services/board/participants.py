@@ -1,5 +1,8 @@
 """A board's participants: add several at once (with a result per user), list, remove one.
 
+Who (:mod:`access`): those who may change the board add and remove participants; a participant may
+also remove themselves (leave the board).
+
 Writers lock the board row first, so concurrent adds and removes of one board (and board updates that
 replace the set) run one after the other and "already a participant" is answered truthfully.
 """
@@ -12,8 +15,17 @@ from sqlalchemy import delete as sql_delete
 from sqlmodel import col
 from wealist.board.v1 import board_pb2, board_pb2_grpc
 
-from mesh import Context, InvalidArgument, InvalidField, NotFound, caller_id, parse_uuid, parse_uuids
-from services.board.access import see_board
+from mesh import (
+    Context,
+    Forbidden,
+    InvalidArgument,
+    InvalidField,
+    NotFound,
+    caller_id,
+    parse_uuid,
+    parse_uuids,
+)
+from services.board.access import NOT_BOARD_EDITOR, changes_board, require_board_editor, see_board
 from services.board.boards import participant_message, participant_rows, participants_of
 from services.board.context import BoardContext
 from services.board.models import Participant
@@ -49,6 +61,7 @@ class ParticipantServicer(board_pb2_grpc.ParticipantServiceServicer):
         results: list[board_pb2.ParticipantResult] = []
         async with self.ctx.database.unit_of_work() as session:
             board, seen = await see_board(session, self.ctx.directory, board_id, user, lock=True)
+            require_board_editor(seen, board, user)
             roles = await self.ctx.directory.roles(seen.project.workspace_id, users)
             current = set((await participants_of(session, [board.id]))[board.id])
             added: list[uuid.UUID] = []
@@ -99,7 +112,10 @@ class ParticipantServicer(board_pb2_grpc.ParticipantServiceServicer):
         board_id = parse_uuid(request.board_id, field="boardId")
         target = parse_uuid(request.user_id, field="userId")
         async with self.ctx.database.unit_of_work() as session:
-            board, _ = await see_board(session, self.ctx.directory, board_id, user, lock=True)
+            board, seen = await see_board(session, self.ctx.directory, board_id, user, lock=True)
+            # Those who may change the board remove anyone; a participant may also leave on their own.
+            if target != user and not changes_board(seen, board, user):
+                raise Forbidden(NOT_BOARD_EDITOR)
             removed = await session.exec(
                 sql_delete(Participant)
                 .where(col(Participant.board_id) == board.id, col(Participant.user_id) == target)

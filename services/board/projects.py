@@ -4,7 +4,10 @@ Who may do what (the proto's rule): every member of a project's workspace sees t
 else it is NOT_FOUND. A workspace member may create a project and becomes its OWNER. Only the OWNER
 updates or deletes the project and changes roles; the OWNER and ADMINs remove members and handle join
 requests. There is exactly one OWNER per project: ownership is never assigned and the owner's row never
-changes, so ``projects.owner_id`` and the OWNER member row always agree.
+changes, so ``projects.owner_id`` and the OWNER member row always agree; the one exception is an owner
+who leaves the workspace, whose projects pass to the workspace's owner (:mod:`membership`). Leaving a
+workspace ends one's memberships and pending requests in its projects, and a request of someone who
+left cannot be approved.
 
 The default project of a workspace is the first one created in it (``is_default``); when it is deleted the
 oldest remaining project takes its place. Creating and deleting projects of one workspace take a
@@ -53,7 +56,7 @@ from mesh import (
     timestamp,
 )
 from services.board import attachments
-from services.board.access import Seen, check_dates, see_project
+from services.board.access import Seen, by_operator, check_dates, see_project
 from services.board.context import BoardContext
 from services.board.directory import Person
 from services.board.models import (
@@ -771,9 +774,12 @@ class ProjectServicer(project_pb2_grpc.ProjectServiceServicer):
         owner = people.get(project.owner_id)
         workspace_owner = people.get(workspace.owner_id)
         try:
-            await self.ctx.redis.set(
-                current_project_key(user_id), str(project.id), ex=CURRENT_PROJECT_SECONDS
-            )
+            # Not for the operator: the method is declared without side effects, which is what lets the
+            # operator identity call it at all.
+            if not by_operator():
+                await self.ctx.redis.set(
+                    current_project_key(user_id), str(project.id), ex=CURRENT_PROJECT_SECONDS
+                )
         except RedisError:
             # Only option creation without a project id needs it; the kanban still loads without it.
             log.warning("could not remember the current project of %s", user_id, exc_info=True)
@@ -893,5 +899,12 @@ class ProjectServicer(project_pb2_grpc.ProjectServiceServicer):
                 seen = await see_project(session, self.ctx.directory, row.project_id, user_id)
             except NotFound:
                 raise NotFound("Join request not found") from None
+            if (
+                status == REQUEST_APPROVED
+                and seen.manages
+                and await self.ctx.directory.role(seen.project.workspace_id, row.user_id) is None
+            ):
+                # The requester left the workspace since asking: a project membership would outlive it.
+                raise FailedPrecondition("User is not a member of this workspace", code="VALIDATION_ERROR")
             decided = await decide_join_request(session, seen=seen, request=row, status=status)
         return project_pb2.UpdateProjectJoinRequestResponse(join_request=join_request_message(decided))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 from wealist.user.v1 import user_pb2_grpc
@@ -22,6 +23,9 @@ class UserApi(user_pb2_grpc.UserServiceServicer):
         self.store = store
         self.redis = redis
 
-    async def _memberships_changed(self, workspace_id: uuid.UUID) -> None:
-        """After a committed membership change: other services' cached answers for it are stale."""
-        await invalidate_memberships(self.redis, workspace_id)
+    async def _memberships_changed(
+        self, workspace_id: uuid.UUID, *, removed: Sequence[uuid.UUID] = ()
+    ) -> None:
+        """After a committed membership change: other services' cached answers for it are stale, and
+        those that keep state per member (board's project memberships) hear who was ``removed``."""
+        await invalidate_memberships(self.redis, workspace_id, removed=removed)

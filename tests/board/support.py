@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,11 +104,21 @@ async def team(client: httpx.AsyncClient) -> Team:
     return Team(workspace_id, owner, alice, bob, outsider, other)
 
 
-async def project(client: httpx.AsyncClient, who: Person, workspace_id: str, name: str = "Apollo") -> Any:
-    """A new project (the contract's Project)."""
-    return await call(
+async def project(
+    client: httpx.AsyncClient,
+    who: Person,
+    workspace_id: str,
+    name: str = "Apollo",
+    *,
+    members: Sequence[Person] = (),
+) -> Any:
+    """A new project of ``who`` (the contract's Project), with ``members`` joined as project MEMBERs."""
+    created = await call(
         client, "POST", "/api/projects", who, status=201, json={"workspaceId": workspace_id, "name": name}
     )
+    for member in members:
+        await join_project(client, who, member, created["projectId"])
+    return created
 
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -136,3 +146,26 @@ async def upload(client: httpx.AsyncClient, who: Person, workspace_id: str, enti
     assert put.status_code == 200, put.text
     attachment_id: str = ticket["attachmentId"]
     return attachment_id
+
+
+async def join_project(client: httpx.AsyncClient, manager: Person, who: Person, project_id: str) -> None:
+    """``who`` asks to join the project and ``manager`` (its OWNER or an ADMIN) approves: a MEMBER."""
+    request = await call(
+        client, "POST", "/api/join-requests", who, status=201, json={"projectId": project_id}
+    )
+    await call(
+        client, "PUT", f"/api/join-requests/{request['requestId']}", manager, json={"status": "APPROVED"}
+    )
+
+
+async def remove_from_workspace(
+    client: httpx.AsyncClient, owner: Person, workspace_id: str, who: Person
+) -> None:
+    """``owner`` removes ``who`` from the workspace (through the user service, as the web client does)."""
+    members = await client.get(f"{USER}/api/workspaces/{workspace_id}/members", headers=owner.headers)
+    assert members.status_code == 200, members.text
+    (member,) = [m for m in members.json() if m["userId"] == who.user_id]
+    removed = await client.delete(
+        f"{USER}/api/workspaces/{workspace_id}/members/{member['workspaceMemberId']}", headers=owner.headers
+    )
+    assert removed.status_code == 200, removed.text

@@ -447,7 +447,7 @@ async def test_delete_permissions_and_the_object_goes_too(
 ) -> None:
     alice, bob = crew.alice, crew.bob
     # Alice owns the project; bob puts a card with his file in it, and comments with another file.
-    project_id = (await project(client, alice, crew.workspace_id, "Shared"))["projectId"]
+    project_id = (await project(client, alice, crew.workspace_id, "Shared", members=(bob,)))["projectId"]
     bobs_card_file = await _upload(
         client, bob, crew.workspace_id, entity="BOARD", name="a.png", content=PNG, content_type="image/png"
     )

@@ -75,7 +75,7 @@ def _check_url(url: str, key: str) -> None:
 async def test_list_prints_every_field(client: httpx.AsyncClient, stack: StackInfo, mesh: Mesh) -> None:
     crew = await team(client)
     owner, alice, bob = crew.owner, crew.alice, crew.bob
-    pid = (await project(client, owner, crew.workspace_id))["projectId"]
+    pid = (await project(client, owner, crew.workspace_id, members=(crew.alice, crew.bob)))["projectId"]
     assert await call(client, "GET", f"/api/boards/project/{pid}", owner) == []
 
     older = await _upload(client, alice, crew.workspace_id, "older.png")

@@ -48,7 +48,7 @@ async def _board(client: httpx.AsyncClient, who: Person, project_id: str, **body
 
 async def _setup(client: httpx.AsyncClient) -> tuple[Team, str]:
     crew = await team(client)
-    created = await project(client, crew.owner, crew.workspace_id)
+    created = await project(client, crew.owner, crew.workspace_id, members=(crew.alice, crew.bob))
     return crew, created["projectId"]
 
 
@@ -211,7 +211,7 @@ async def test_move_sets_one_field_and_publishes_values(
         json={"projectId": pid, "groupByFieldName": "colour", "newFieldValue": "pending"},
     )
     assert bad_field["field"] == "groupByFieldName"
-    other = await project(client, crew.owner, crew.workspace_id, "Other")
+    other = await project(client, crew.owner, crew.workspace_id, "Other", members=(crew.alice, crew.bob))
     wrong_project = await _error(
         client,
         "PUT",
@@ -257,7 +257,7 @@ async def test_event_payloads_equal_the_responses(
         assert frame["payload"] == updated
         assert frame["payload"]["customFields"] == {"role": "qa"}
 
-        await call(client, "DELETE", f"/api/boards/{created['boardId']}", crew.bob)
+        await call(client, "DELETE", f"/api/boards/{created['boardId']}", crew.alice)
         frame = await _next_frame(pubsub)
         assert frame == {
             "type": "BOARD_DELETED",
@@ -306,7 +306,7 @@ async def test_invalid_input_names_the_field(client: httpx.AsyncClient) -> None:
     assert late["field"] == "startDate"
     bad_field = await _error(client, "PUT", path, alice, 400, json={"customFields": {"stage": 3}})
     assert bad_field["field"] == "customFields.stage"
-    other = await project(client, crew.owner, crew.workspace_id, "Elsewhere")
+    other = await project(client, crew.owner, crew.workspace_id, "Elsewhere", members=(crew.alice, crew.bob))
     wrong = await _error(
         client, "PUT", path, alice, 400, json={"projectId": other["projectId"], "title": "z"}
     )
@@ -320,7 +320,7 @@ async def test_invalid_input_names_the_field(client: httpx.AsyncClient) -> None:
 
 async def test_a_value_of_another_project_is_refused(client: httpx.AsyncClient) -> None:
     crew, pid = await _setup(client)
-    other = await project(client, crew.owner, crew.workspace_id, "Second")
+    other = await project(client, crew.owner, crew.workspace_id, "Second", members=(crew.alice, crew.bob))
     await call(
         client,
         "POST",

@@ -9,7 +9,7 @@ from tests.board.support import BOARD, call, project, team, upload
 
 async def test_comments_list_oldest_first_with_files(client: httpx.AsyncClient) -> None:
     crew = await team(client)
-    pid = (await project(client, crew.owner, crew.workspace_id))["projectId"]
+    pid = (await project(client, crew.owner, crew.workspace_id, members=(crew.alice, crew.bob)))["projectId"]
     bid = (
         await call(
             client, "POST", "/api/boards", crew.alice, status=201, json={"projectId": pid, "title": "C"}
@@ -55,7 +55,7 @@ async def test_comments_list_oldest_first_with_files(client: httpx.AsyncClient) 
 
 async def test_only_the_author_edits_and_author_or_manager_deletes(client: httpx.AsyncClient) -> None:
     crew = await team(client)
-    pid = (await project(client, crew.owner, crew.workspace_id))["projectId"]
+    pid = (await project(client, crew.owner, crew.workspace_id, members=(crew.alice, crew.bob)))["projectId"]
     bid = (
         await call(
             client, "POST", "/api/boards", crew.alice, status=201, json={"projectId": pid, "title": "C"}
@@ -104,7 +104,7 @@ async def test_only_the_author_edits_and_author_or_manager_deletes(client: httpx
 
 async def test_comment_input_is_validated(client: httpx.AsyncClient) -> None:
     crew = await team(client)
-    pid = (await project(client, crew.owner, crew.workspace_id))["projectId"]
+    pid = (await project(client, crew.owner, crew.workspace_id, members=(crew.alice, crew.bob)))["projectId"]
     bid = (
         await call(
             client, "POST", "/api/boards", crew.alice, status=201, json={"projectId": pid, "title": "C"}

@@ -27,8 +27,9 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from devstack import StackInfo
+from mesh import generation_key, membership_key
 from services.board import events
-from tests.board.support import BOARD, USER, Person, Team, call, project, team
+from tests.board.support import BOARD, USER, Person, Team, call, project, remove_from_workspace, team
 from tests.integration.helpers import extra_service, in_process_gateway
 
 # How long a socket must stay silent after the last expected frame to count as "no duplicate".
@@ -130,7 +131,7 @@ async def replica_b(stack: StackInfo) -> AsyncIterator[str]:
 
 async def _project(client: httpx.AsyncClient) -> tuple[Team, str]:
     people = await team(client)
-    created = await project(client, people.owner, people.workspace_id)
+    created = await project(client, people.owner, people.workspace_id, members=(people.alice, people.bob))
     return people, str(created["projectId"])
 
 
@@ -464,7 +465,8 @@ async def test_presence_is_refreshed_by_the_sockets_timer(
 async def test_a_member_removed_from_the_workspace_loses_the_socket(
     client: httpx.AsyncClient, replica_b: str
 ) -> None:
-    """The socket's timer checks access again: a removed member stops receiving the project's events."""
+    """On a replica of its own too, a removed member's socket ends (at once, on the user service's signal;
+    its timer would catch it within TTL/3)."""
     people, project_id = await _project(client)
     async with BoardSocket(replica_b, project_id, people.alice.token) as board:
         await board.ping()
@@ -480,3 +482,41 @@ async def test_a_member_removed_from_the_workspace_loses_the_socket(
         assert removed.status_code == 200, removed.text
         # Checked every TTL/3 (2 s on replica B).
         assert await board.closed_with(REPLICA_TTL / 3 + FRAME_SECONDS) == 4404
+
+
+async def test_a_removed_members_socket_ends_as_soon_as_the_user_service_signals_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """On the stack's board (timer every 30 s) the socket ends at once: the removal is signalled."""
+    people, project_id = await _project(client)
+    async with BoardSocket(_base(client), project_id, people.alice.token) as board:
+        await board.ping()
+        await remove_from_workspace(client, people.owner, people.workspace_id, people.alice)
+        assert await board.closed_with(FRAME_SECONDS) == 4404
+
+
+async def test_no_event_goes_to_a_socket_whose_user_is_no_longer_a_member(
+    client: httpx.AsyncClient, rds: aioredis.Redis
+) -> None:
+    """Each event waits for the user's membership to be confirmed, signal or not.
+
+    After a first event has gone out, Redis is made to hold what a removal leaves there (the
+    workspace's membership generation bumped, the user service's fresh answer cached: alice is not a
+    member) without the removal's signal on the stream, which would end the socket first; then a second
+    event is published.
+    """
+    people, project_id = await _project(client)
+    pid, board_id = uuid.UUID(project_id), uuid.uuid4()
+    async with BoardSocket(_base(client), project_id, people.alice.token) as board:
+        await board.ping()
+        await events.publish(rds, pid, events.BOARD_CREATED, {"boardId": str(board_id)}, board_id=board_id)
+        assert (await board.next())["type"] == events.BOARD_CREATED
+        async with rds.pipeline(transaction=True) as pipe:
+            pipe.incr(generation_key(people.workspace_id))
+            pipe.hset(membership_key(people.workspace_id), people.alice.user_id, f"-@{time.time() + 60:.3f}")
+            await pipe.execute()
+        await events.publish(rds, pid, events.BOARD_UPDATED, {"boardId": str(board_id)}, board_id=board_id)
+        assert await board.closed_with() == 4404
+        frames = await board.quiet(0)
+        assert [frame for frame in frames if "type" in frame] == []
+        assert frames[-1]["error"]["code"] == "NOT_FOUND"

@@ -14,7 +14,7 @@ from tests.board.support import BOARD, PNG, USER, call, project, team, upload
 async def test_the_web_clients_board_journey(client: httpx.AsyncClient) -> None:
     crew = await team(client)
     owner, alice = crew.owner, crew.alice
-    created = await project(client, owner, crew.workspace_id, "Launch")
+    created = await project(client, owner, crew.workspace_id, "Launch", members=(crew.alice, crew.bob))
     pid = created["projectId"]
     listed = await call(client, "GET", f"/api/projects/workspace/{crew.workspace_id}", alice)
     assert listed[0]["projectId"] == pid
@@ -97,7 +97,7 @@ async def test_a_member_removed_from_the_workspace_loses_the_project_at_once(
     client: httpx.AsyncClient,
 ) -> None:
     crew = await team(client)
-    pid = (await project(client, crew.owner, crew.workspace_id))["projectId"]
+    pid = (await project(client, crew.owner, crew.workspace_id, members=(crew.alice, crew.bob)))["projectId"]
     # Alice reads the project (her membership is now cached by board), then is removed from the workspace.
     await call(client, "GET", f"/api/projects/{pid}", crew.alice)
     members = (

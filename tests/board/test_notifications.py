@@ -47,7 +47,9 @@ def _kinds(items: list[dict[str, Any]]) -> list[str]:
 async def test_board_notifications_reach_the_people_of_the_board(client: httpx.AsyncClient) -> None:
     crew = await team(client)
     owner, alice, bob = crew.owner, crew.alice, crew.bob
-    pid = (await project(client, owner, crew.workspace_id, "Rocket"))["projectId"]
+    pid = (await project(client, owner, crew.workspace_id, "Rocket", members=(crew.alice, crew.bob)))[
+        "projectId"
+    ]
     settings = await call(client, "GET", f"/api/projects/{pid}/init-settings", alice)
     labels = {
         option["optionValue"]: option["optionLabel"]
@@ -162,7 +164,7 @@ async def test_board_notifications_reach_the_people_of_the_board(client: httpx.A
 
 async def test_participants_added_later_are_told(client: httpx.AsyncClient) -> None:
     crew = await team(client)
-    pid = (await project(client, crew.owner, crew.workspace_id))["projectId"]
+    pid = (await project(client, crew.owner, crew.workspace_id, members=(crew.alice, crew.bob)))["projectId"]
     board = await call(
         client, "POST", "/api/boards", crew.alice, status=201, json={"projectId": pid, "title": "Solo"}
     )
@@ -190,7 +192,7 @@ async def test_rows_left_in_the_outbox_are_delivered_once(
 ) -> None:
     """A row a crashed process left behind goes out with the next delivery; a repeat creates nothing."""
     crew = await team(client)
-    pid = (await project(client, crew.owner, crew.workspace_id))["projectId"]
+    pid = (await project(client, crew.owner, crew.workspace_id, members=(crew.alice, crew.bob)))["projectId"]
     orphan = str(uuid.uuid4())
     key = f"test:{uuid.uuid4()}"
     event = {

@@ -20,7 +20,7 @@ async def test_add_list_and_remove_participants(client: httpx.AsyncClient) -> No
         json={"email": carol.email},
     )
     assert invited.status_code in (200, 201), invited.text
-    pid = (await project(client, crew.owner, crew.workspace_id))["projectId"]
+    pid = (await project(client, crew.owner, crew.workspace_id, members=(crew.alice, crew.bob)))["projectId"]
     board = await call(
         client, "POST", "/api/boards", crew.alice, status=201, json={"projectId": pid, "title": "Card"}
     )
@@ -90,7 +90,7 @@ async def test_add_list_and_remove_participants(client: httpx.AsyncClient) -> No
 
 async def test_participant_requests_are_validated(client: httpx.AsyncClient) -> None:
     crew = await team(client)
-    pid = (await project(client, crew.owner, crew.workspace_id))["projectId"]
+    pid = (await project(client, crew.owner, crew.workspace_id, members=(crew.alice, crew.bob)))["projectId"]
     board = await call(
         client, "POST", "/api/boards", crew.alice, status=201, json={"projectId": pid, "title": "Card"}
     )

@@ -122,7 +122,7 @@ def test_every_board_route_has_an_intruder_case() -> None:
 async def _victims(client: httpx.AsyncClient, crew: Team) -> dict[str, str]:
     """A project of the team with a board, a comment, an option, a join request and a confirmed file."""
     owner, alice = crew.owner, crew.alice
-    pid = (await project(client, owner, crew.workspace_id, "Victim"))["projectId"]
+    pid = (await project(client, owner, crew.workspace_id, "Victim", members=(alice,)))["projectId"]
     file_id = await upload(client, alice, crew.workspace_id, "BOARD")
     board = await call(
         client,

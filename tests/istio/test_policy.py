@@ -223,7 +223,9 @@ def test_workloads_are_found_from_the_code() -> None:
     assert set(names[2:]) == {n for n in S3_CREDENTIALS if n in declared}
     secrets = {s.name: s.optional for s in auth.secrets}
     assert secrets["REDIS_URL"] is False
-    assert secrets["AUTH_SIGNING_KEY_PEM"] is True
+    # Production refuses to start without it, so the Secret must hold it; the next key is optional.
+    assert secrets["AUTH_SIGNING_KEY_PEM"] is False
+    assert secrets["AUTH_SIGNING_KEY_NEXT_PEM"] is True
     assert "DATABASE_URL" not in secrets
     assert found["gateway"].module == "gateway"
 

@@ -197,8 +197,10 @@ async def update_member_role(
 
 async def remove_member(
     session: AsyncSession, *, caller_id: uuid.UUID, workspace_id: uuid.UUID, member_id: uuid.UUID
-) -> None:
+) -> uuid.UUID:
     """Remove a member, or let the caller leave; deletes the member's profile in that workspace.
+
+    Returns the removed user's id (the other services are told who left).
 
     The OWNER is never removed (and cannot leave); MEMBERs remove only themselves; ADMINs remove MEMBERs.
     """
@@ -221,6 +223,7 @@ async def remove_member(
         )
     )
     await session.flush()
+    return target.user_id
 
 
 async def validate_member(

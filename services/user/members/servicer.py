@@ -82,10 +82,10 @@ class MembersServicer(UserApi):
         workspace_id = parse_uuid(request.workspace_id, field="workspaceId")
         member_id = parse_uuid(request.member_id, field="memberId")
         async with self.database.unit_of_work() as session:
-            await service.remove_member(
+            removed = await service.remove_member(
                 session, caller_id=caller, workspace_id=workspace_id, member_id=member_id
             )
-        await self._memberships_changed(workspace_id)
+        await self._memberships_changed(workspace_id, removed=[removed])
         return user_pb2.RemoveWorkspaceMemberResponse(message="Member removed successfully")
 
     async def ValidateWorkspaceMember(

@@ -4,10 +4,19 @@
 isort:skip_file
 Boards (the kanban's cards), their participants and comments.
 
-Access: every member of the project's workspace may read and work on its boards, as the web client
-lets them; a board of another workspace does not exist for the caller (NOT_FOUND). Only a comment's
-author edits it; its author or the project's OWNER/ADMIN deletes it. Assignees and participants must
-be members of the workspace.
+Access:
+- Reading: every member of the project's workspace reads its boards, participants and comments; a
+  board of another workspace does not exist for the caller (NOT_FOUND).
+- Creating a board: members of the project (OWNER, ADMIN or MEMBER).
+- Changing a board (its fields, moves, participants, files): members of the project, and the board's
+  author and assignee.
+- Deleting a board, with its comments, participants and files: its author, its assignee, or the
+  project's OWNER or an ADMIN.
+- Commenting: those who may change the board, and its participants. A participant may remove
+  themselves. Only a comment's author edits it; its author or the project's OWNER/ADMIN deletes it.
+- Every other workspace member is refused with PERMISSION_DENIED (HTTP 403, error code FORBIDDEN,
+  the message says who may) and nothing changes. Assignees and participants must be members of the
+  workspace (not necessarily of the project).
 Custom fields: customFields maps stage, importance and role to the value of one of the project's
 options ({"stage": "in_progress"}); every response and event returns values. Limits, each refused
 with INVALID_ARGUMENT naming the JSON field: title 1-200 characters (trimmed), content at most 5000,

@@ -80,6 +80,7 @@ class BoardServiceServicer:
     def CreateBoard(self, request, context):
         """Creates a board (assigned to its author unless assigneeId says otherwise), its participants and
         its confirmed attachments in one transaction; then BOARD_CREATED goes to the project's sockets.
+        Project members only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -94,7 +95,7 @@ class BoardServiceServicer:
 
     def UpdateBoard(self, request, context):
         """Changes the fields that are set: customFields replaces the map, participants replaces the set,
-        attachmentIds adds; then BOARD_UPDATED.
+        attachmentIds adds; then BOARD_UPDATED. Project members, the board's author and its assignee.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -102,13 +103,15 @@ class BoardServiceServicer:
 
     def DeleteBoard(self, request, context):
         """Deletes a board with its participants, comments and every attached file; then BOARD_DELETED.
+        The board's author, its assignee, or the project's OWNER or an ADMIN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def MoveBoard(self, request, context):
-        """Sets one custom field of a board (a drag to another column); then BOARD_MOVED.
+        """Sets one custom field of a board (a drag to another column); then BOARD_MOVED. Whoever may change
+        the board.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -352,7 +355,7 @@ class ParticipantServiceServicer:
 
     def AddParticipants(self, request, context):
         """Adds users to a board: 201 when every one was added, 207 when only some were (each result says
-        why), 400 when none was.
+        why), 400 when none was. Whoever may change the board.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -366,7 +369,7 @@ class ParticipantServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RemoveParticipant(self, request, context):
-        """Removes one participant from a board.
+        """Removes one participant from a board: whoever may change the board, or the participant themselves.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -525,7 +528,8 @@ class CommentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateComment(self, request, context):
-        """Comments on a board, confirming the given attachments in the same transaction.
+        """Comments on a board, confirming the given attachments in the same transaction. Whoever may change
+        the board, and its participants.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -4,10 +4,19 @@
 isort:skip_file
 Boards (the kanban's cards), their participants and comments.
 
-Access: every member of the project's workspace may read and work on its boards, as the web client
-lets them; a board of another workspace does not exist for the caller (NOT_FOUND). Only a comment's
-author edits it; its author or the project's OWNER/ADMIN deletes it. Assignees and participants must
-be members of the workspace.
+Access:
+- Reading: every member of the project's workspace reads its boards, participants and comments; a
+  board of another workspace does not exist for the caller (NOT_FOUND).
+- Creating a board: members of the project (OWNER, ADMIN or MEMBER).
+- Changing a board (its fields, moves, participants, files): members of the project, and the board's
+  author and assignee.
+- Deleting a board, with its comments, participants and files: its author, its assignee, or the
+  project's OWNER or an ADMIN.
+- Commenting: those who may change the board, and its participants. A participant may remove
+  themselves. Only a comment's author edits it; its author or the project's OWNER/ADMIN deletes it.
+- Every other workspace member is refused with PERMISSION_DENIED (HTTP 403, error code FORBIDDEN,
+  the message says who may) and nothing changes. Assignees and participants must be members of the
+  workspace (not necessarily of the project).
 Custom fields: customFields maps stage, importance and role to the value of one of the project's
 options ({"stage": "in_progress"}); every response and event returns values. Limits, each refused
 with INVALID_ARGUMENT naming the JSON field: title 1-200 characters (trimmed), content at most 5000,
@@ -47,17 +56,22 @@ class BoardServiceStub:
     CreateBoard: _grpc.UnaryUnaryMultiCallable[_board_pb2.CreateBoardRequest, _board_pb2.CreateBoardResponse]
     """Creates a board (assigned to its author unless assigneeId says otherwise), its participants and
     its confirmed attachments in one transaction; then BOARD_CREATED goes to the project's sockets.
+    Project members only.
     """
     GetBoard: _grpc.UnaryUnaryMultiCallable[_board_pb2.GetBoardRequest, _board_pb2.GetBoardResponse]
     """One board with its participants, comments and attachments."""
     UpdateBoard: _grpc.UnaryUnaryMultiCallable[_board_pb2.UpdateBoardRequest, _board_pb2.UpdateBoardResponse]
     """Changes the fields that are set: customFields replaces the map, participants replaces the set,
-    attachmentIds adds; then BOARD_UPDATED.
+    attachmentIds adds; then BOARD_UPDATED. Project members, the board's author and its assignee.
     """
     DeleteBoard: _grpc.UnaryUnaryMultiCallable[_board_pb2.DeleteBoardRequest, _board_pb2.DeleteBoardResponse]
-    """Deletes a board with its participants, comments and every attached file; then BOARD_DELETED."""
+    """Deletes a board with its participants, comments and every attached file; then BOARD_DELETED.
+    The board's author, its assignee, or the project's OWNER or an ADMIN.
+    """
     MoveBoard: _grpc.UnaryUnaryMultiCallable[_board_pb2.MoveBoardRequest, _board_pb2.MoveBoardResponse]
-    """Sets one custom field of a board (a drag to another column); then BOARD_MOVED."""
+    """Sets one custom field of a board (a drag to another column); then BOARD_MOVED. Whoever may change
+    the board.
+    """
 
 @_typing.type_check_only
 class BoardServiceAsyncStub(BoardServiceStub):
@@ -67,17 +81,22 @@ class BoardServiceAsyncStub(BoardServiceStub):
     CreateBoard: _aio.UnaryUnaryMultiCallable[_board_pb2.CreateBoardRequest, _board_pb2.CreateBoardResponse]  # type: ignore[assignment]
     """Creates a board (assigned to its author unless assigneeId says otherwise), its participants and
     its confirmed attachments in one transaction; then BOARD_CREATED goes to the project's sockets.
+    Project members only.
     """
     GetBoard: _aio.UnaryUnaryMultiCallable[_board_pb2.GetBoardRequest, _board_pb2.GetBoardResponse]  # type: ignore[assignment]
     """One board with its participants, comments and attachments."""
     UpdateBoard: _aio.UnaryUnaryMultiCallable[_board_pb2.UpdateBoardRequest, _board_pb2.UpdateBoardResponse]  # type: ignore[assignment]
     """Changes the fields that are set: customFields replaces the map, participants replaces the set,
-    attachmentIds adds; then BOARD_UPDATED.
+    attachmentIds adds; then BOARD_UPDATED. Project members, the board's author and its assignee.
     """
     DeleteBoard: _aio.UnaryUnaryMultiCallable[_board_pb2.DeleteBoardRequest, _board_pb2.DeleteBoardResponse]  # type: ignore[assignment]
-    """Deletes a board with its participants, comments and every attached file; then BOARD_DELETED."""
+    """Deletes a board with its participants, comments and every attached file; then BOARD_DELETED.
+    The board's author, its assignee, or the project's OWNER or an ADMIN.
+    """
     MoveBoard: _aio.UnaryUnaryMultiCallable[_board_pb2.MoveBoardRequest, _board_pb2.MoveBoardResponse]  # type: ignore[assignment]
-    """Sets one custom field of a board (a drag to another column); then BOARD_MOVED."""
+    """Sets one custom field of a board (a drag to another column); then BOARD_MOVED. Whoever may change
+    the board.
+    """
 
 class BoardServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -96,6 +115,7 @@ class BoardServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_board_pb2.CreateBoardResponse, _abc.Awaitable[_board_pb2.CreateBoardResponse]]:
         """Creates a board (assigned to its author unless assigneeId says otherwise), its participants and
         its confirmed attachments in one transaction; then BOARD_CREATED goes to the project's sockets.
+        Project members only.
         """
 
     @_abc_1.abstractmethod
@@ -113,7 +133,7 @@ class BoardServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_board_pb2.UpdateBoardResponse, _abc.Awaitable[_board_pb2.UpdateBoardResponse]]:
         """Changes the fields that are set: customFields replaces the map, participants replaces the set,
-        attachmentIds adds; then BOARD_UPDATED.
+        attachmentIds adds; then BOARD_UPDATED. Project members, the board's author and its assignee.
         """
 
     @_abc_1.abstractmethod
@@ -122,7 +142,9 @@ class BoardServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _board_pb2.DeleteBoardRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_board_pb2.DeleteBoardResponse, _abc.Awaitable[_board_pb2.DeleteBoardResponse]]:
-        """Deletes a board with its participants, comments and every attached file; then BOARD_DELETED."""
+        """Deletes a board with its participants, comments and every attached file; then BOARD_DELETED.
+        The board's author, its assignee, or the project's OWNER or an ADMIN.
+        """
 
     @_abc_1.abstractmethod
     def MoveBoard(
@@ -130,7 +152,9 @@ class BoardServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _board_pb2.MoveBoardRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_board_pb2.MoveBoardResponse, _abc.Awaitable[_board_pb2.MoveBoardResponse]]:
-        """Sets one custom field of a board (a drag to another column); then BOARD_MOVED."""
+        """Sets one custom field of a board (a drag to another column); then BOARD_MOVED. Whoever may change
+        the board.
+        """
 
 def add_BoardServiceServicer_to_server(servicer: BoardServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
@@ -141,24 +165,24 @@ class ParticipantServiceStub:
     def __new__(cls, channel: _aio.Channel) -> ParticipantServiceAsyncStub: ...
     AddParticipants: _grpc.UnaryUnaryMultiCallable[_board_pb2.AddParticipantsRequest, _board_pb2.AddParticipantsResponse]
     """Adds users to a board: 201 when every one was added, 207 when only some were (each result says
-    why), 400 when none was.
+    why), 400 when none was. Whoever may change the board.
     """
     ListParticipants: _grpc.UnaryUnaryMultiCallable[_board_pb2.ListParticipantsRequest, _board_pb2.ListParticipantsResponse]
     """A board's participants, in the order they were added."""
     RemoveParticipant: _grpc.UnaryUnaryMultiCallable[_board_pb2.RemoveParticipantRequest, _board_pb2.RemoveParticipantResponse]
-    """Removes one participant from a board."""
+    """Removes one participant from a board: whoever may change the board, or the participant themselves."""
 
 @_typing.type_check_only
 class ParticipantServiceAsyncStub(ParticipantServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     AddParticipants: _aio.UnaryUnaryMultiCallable[_board_pb2.AddParticipantsRequest, _board_pb2.AddParticipantsResponse]  # type: ignore[assignment]
     """Adds users to a board: 201 when every one was added, 207 when only some were (each result says
-    why), 400 when none was.
+    why), 400 when none was. Whoever may change the board.
     """
     ListParticipants: _aio.UnaryUnaryMultiCallable[_board_pb2.ListParticipantsRequest, _board_pb2.ListParticipantsResponse]  # type: ignore[assignment]
     """A board's participants, in the order they were added."""
     RemoveParticipant: _aio.UnaryUnaryMultiCallable[_board_pb2.RemoveParticipantRequest, _board_pb2.RemoveParticipantResponse]  # type: ignore[assignment]
-    """Removes one participant from a board."""
+    """Removes one participant from a board: whoever may change the board, or the participant themselves."""
 
 class ParticipantServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -168,7 +192,7 @@ class ParticipantServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_board_pb2.AddParticipantsResponse, _abc.Awaitable[_board_pb2.AddParticipantsResponse]]:
         """Adds users to a board: 201 when every one was added, 207 when only some were (each result says
-        why), 400 when none was.
+        why), 400 when none was. Whoever may change the board.
         """
 
     @_abc_1.abstractmethod
@@ -185,7 +209,7 @@ class ParticipantServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _board_pb2.RemoveParticipantRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_board_pb2.RemoveParticipantResponse, _abc.Awaitable[_board_pb2.RemoveParticipantResponse]]:
-        """Removes one participant from a board."""
+        """Removes one participant from a board: whoever may change the board, or the participant themselves."""
 
 def add_ParticipantServiceServicer_to_server(servicer: ParticipantServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
@@ -197,7 +221,9 @@ class CommentServiceStub:
     ListComments: _grpc.UnaryUnaryMultiCallable[_board_pb2.ListCommentsRequest, _board_pb2.ListCommentsResponse]
     """A board's comments, oldest first, with their attachments."""
     CreateComment: _grpc.UnaryUnaryMultiCallable[_board_pb2.CreateCommentRequest, _board_pb2.CreateCommentResponse]
-    """Comments on a board, confirming the given attachments in the same transaction."""
+    """Comments on a board, confirming the given attachments in the same transaction. Whoever may change
+    the board, and its participants.
+    """
     UpdateComment: _grpc.UnaryUnaryMultiCallable[_board_pb2.UpdateCommentRequest, _board_pb2.UpdateCommentResponse]
     """Changes one's own comment; listed attachments are added."""
     DeleteComment: _grpc.UnaryUnaryMultiCallable[_board_pb2.DeleteCommentRequest, _board_pb2.DeleteCommentResponse]
@@ -209,7 +235,9 @@ class CommentServiceAsyncStub(CommentServiceStub):
     ListComments: _aio.UnaryUnaryMultiCallable[_board_pb2.ListCommentsRequest, _board_pb2.ListCommentsResponse]  # type: ignore[assignment]
     """A board's comments, oldest first, with their attachments."""
     CreateComment: _aio.UnaryUnaryMultiCallable[_board_pb2.CreateCommentRequest, _board_pb2.CreateCommentResponse]  # type: ignore[assignment]
-    """Comments on a board, confirming the given attachments in the same transaction."""
+    """Comments on a board, confirming the given attachments in the same transaction. Whoever may change
+    the board, and its participants.
+    """
     UpdateComment: _aio.UnaryUnaryMultiCallable[_board_pb2.UpdateCommentRequest, _board_pb2.UpdateCommentResponse]  # type: ignore[assignment]
     """Changes one's own comment; listed attachments are added."""
     DeleteComment: _aio.UnaryUnaryMultiCallable[_board_pb2.DeleteCommentRequest, _board_pb2.DeleteCommentResponse]  # type: ignore[assignment]
@@ -230,7 +258,9 @@ class CommentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _board_pb2.CreateCommentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_board_pb2.CreateCommentResponse, _abc.Awaitable[_board_pb2.CreateCommentResponse]]:
-        """Comments on a board, confirming the given attachments in the same transaction."""
+        """Comments on a board, confirming the given attachments in the same transaction. Whoever may change
+        the board, and its participants.
+        """
 
     @_abc_1.abstractmethod
     def UpdateComment(

@@ -53,7 +53,8 @@ class BoardEventServiceServicer:
     def WatchProject(self, request_iterator, context):
         """The project's board events for a member of its workspace, over a WebSocket. The first request
         message opens the socket (the path's projectId); each client frame {"type":"ping"} is answered
-        with {"type":"pong"}.
+        with {"type":"pong"}. The socket makes its user present on the project (GetOnlineUsers) except when
+        the operator identity (debug) calls: declared without side effects, its socket only watches.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -40,7 +40,8 @@ class BoardEventServiceStub:
     WatchProject: _grpc.StreamStreamMultiCallable[_events_pb2.WatchProjectRequest, _events_pb2.WatchProjectResponse]
     """The project's board events for a member of its workspace, over a WebSocket. The first request
     message opens the socket (the path's projectId); each client frame {"type":"ping"} is answered
-    with {"type":"pong"}.
+    with {"type":"pong"}. The socket makes its user present on the project (GetOnlineUsers) except when
+    the operator identity (debug) calls: declared without side effects, its socket only watches.
     """
     GetOnlineUsers: _grpc.UnaryUnaryMultiCallable[_events_pb2.GetOnlineUsersRequest, _events_pb2.GetOnlineUsersResponse]
     """The users with a socket open on the project now."""
@@ -51,7 +52,8 @@ class BoardEventServiceAsyncStub(BoardEventServiceStub):
     WatchProject: _aio.StreamStreamMultiCallable[_events_pb2.WatchProjectRequest, _events_pb2.WatchProjectResponse]  # type: ignore[assignment]
     """The project's board events for a member of its workspace, over a WebSocket. The first request
     message opens the socket (the path's projectId); each client frame {"type":"ping"} is answered
-    with {"type":"pong"}.
+    with {"type":"pong"}. The socket makes its user present on the project (GetOnlineUsers) except when
+    the operator identity (debug) calls: declared without side effects, its socket only watches.
     """
     GetOnlineUsers: _aio.UnaryUnaryMultiCallable[_events_pb2.GetOnlineUsersRequest, _events_pb2.GetOnlineUsersResponse]  # type: ignore[assignment]
     """The users with a socket open on the project now."""
@@ -65,7 +67,8 @@ class BoardEventServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_events_pb2.WatchProjectResponse], _abc.AsyncIterator[_events_pb2.WatchProjectResponse]]:
         """The project's board events for a member of its workspace, over a WebSocket. The first request
         message opens the socket (the path's projectId); each client frame {"type":"ping"} is answered
-        with {"type":"pong"}.
+        with {"type":"pong"}. The socket makes its user present on the project (GetOnlineUsers) except when
+        the operator identity (debug) calls: declared without side effects, its socket only watches.
         """
 
     @_abc_1.abstractmethod
