@@ -22,10 +22,10 @@ from joserfc.jwk import RSAKey
 from joserfc.jws import JWSRegistry
 
 from mesh import InvalidField, TokenVerifier, Unauthenticated, blacklist_key, peek_header, session_ended_key
-from services.auth import __main__ as auth_main
-from services.auth.__main__ import load_keys
+from services.auth import signing
 from services.auth.keys import KeyRing
 from services.auth.settings import AuthSettings
+from services.auth.signing import load_keys
 from services.auth.tokens import TokenIssuer, TokenPair, TokenService
 from tests.token_support import CountingJwks, FakeClock
 
@@ -239,10 +239,10 @@ def test_rotate_key_defaults_to_the_repositorys_state_folder_not_the_current_one
     ring: KeyRing, key_dir: Path, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("WEALIST_STATE_DIR", raising=False)
-    monkeypatch.setattr(auth_main, "REPO_STATE_DIR", key_dir.parent.parent)  # <state>/auth/keys
+    monkeypatch.setattr(signing, "REPO_STATE_DIR", key_dir.parent.parent)  # <state>/auth/keys
     monkeypatch.chdir(tmp_path)
 
-    kid = auth_main.rotate_key(AuthSettings(), now=True)
+    kid = signing.rotate_key(AuthSettings(), now=True)
 
     clock.advance(1)
     assert ring.current.kid == kid
