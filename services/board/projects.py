@@ -55,7 +55,8 @@ from mesh import (
     parse_uuids,
     timestamp,
 )
-from services.board import attachments
+from services.board.attachments import service as attachments
+from services.board.attachments import servicer as attachment_api
 from services.board.access import Seen, by_operator, check_dates, see_project
 from services.board.context import BoardContext
 from services.board.directory import Person
@@ -583,7 +584,7 @@ class ProjectServicer(project_pb2_grpc.ProjectServiceServicer):
     ) -> dict[uuid.UUID, list[common_pb2.AttachmentInline]]:
         if not projects:
             return {}
-        return await attachments.inline(session, self.ctx.store, ENTITY_PROJECT, [p.id for p in projects])
+        return await attachment_api.inline(session, self.ctx.store, ENTITY_PROJECT, [p.id for p in projects])
 
     async def _owners(self, projects: Sequence[Project]) -> dict[uuid.UUID, Person]:
         if not projects:
@@ -755,7 +756,7 @@ class ProjectServicer(project_pb2_grpc.ProjectServiceServicer):
             if seen.project_role != ROLE_OWNER:
                 raise Forbidden("Only project owner can delete project")
             released = await delete_project(session, project=seen.project)
-        await attachments.purge(self.ctx, released)
+        await attachment_api.purge(self.ctx, released)
         return project_pb2.DeleteProjectResponse(message="Project deleted successfully")
 
     @override
