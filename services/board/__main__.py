@@ -16,7 +16,7 @@ from services.board.field_options import FieldOptionServicer
 from services.board.models import Attachment
 from services.board.notify import Notifier
 from services.board.participants import ParticipantServicer
-from services.board.projects import ProjectServicer
+from services.board.projects.servicer import ProjectServicer
 from services.board.settings import BoardSettings
 
 

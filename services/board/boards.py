@@ -50,8 +50,6 @@ from mesh import (
     timestamp,
 )
 from services.board import events, fields
-from services.board.attachments import service as attachments
-from services.board.attachments import servicer as attachment_api
 from services.board.access import (
     check_dates,
     require_board_deleter,
@@ -61,6 +59,8 @@ from services.board.access import (
     see_board,
     see_project,
 )
+from services.board.attachments import service as attachments
+from services.board.attachments import servicer as attachment_api
 from services.board.context import BoardContext
 from services.board.directory import Directory
 from services.board.models import (

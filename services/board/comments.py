@@ -15,9 +15,9 @@ from sqlmodel import col, select
 from wealist.board.v1 import board_pb2, board_pb2_grpc
 
 from mesh import Context, Forbidden, InvalidField, caller_id, parse_uuid
+from services.board.access import require_commenter, see_board, see_comment
 from services.board.attachments import service as attachments
 from services.board.attachments import servicer as attachment_api
-from services.board.access import require_commenter, see_board, see_comment
 from services.board.boards import attachment_ids, comment_message, participants_of
 from services.board.context import BoardContext
 from services.board.models import ENTITY_COMMENT, Comment

@@ -7,7 +7,7 @@ touches a board, and deleting an option removes that key from the boards holding
 transaction.
 
 The web client's custom-field dialog creates options without a project id; the project is then the one
-whose init-settings the caller loaded last (:func:`services.board.projects.current_project`).
+whose init-settings the caller loaded last (:func:`services.board.projects.service.current_project`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from mesh import Context, InvalidField, NotFound, caller_id, parse_uuid, timesta
 from services.board.access import Seen, require_manager, see_project
 from services.board.context import BoardContext
 from services.board.models import FIELD_TYPES, FieldOption
-from services.board.projects import current_project
+from services.board.projects.service import current_project
 
 VALUE_MAX = 100
 LABEL_MAX = 200

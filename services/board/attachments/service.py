@@ -424,13 +424,15 @@ async def get_visible(
     session: AsyncSession, *, attachment_id: uuid.UUID, user_id: uuid.UUID, memberships: Memberships
 ) -> Attachment:
     """An attachment the user may see (see :func:`visible`)."""
-    return await visible(await session.get(Attachment, attachment_id), user_id=user_id, memberships=memberships)
+    return await visible(
+        await session.get(Attachment, attachment_id), user_id=user_id, memberships=memberships
+    )
 
 
 async def delete_attachment(
     session: AsyncSession, *, attachment_id: uuid.UUID, user_id: uuid.UUID, memberships: Memberships
 ) -> None:
-    """Release an attachment (its uploader, or an OWNER or ADMIN of its project); purge it after the commit."""
+    """Release an attachment (its uploader, or its project's OWNER or an ADMIN); purge it after the commit."""
     statement = select(Attachment).where(col(Attachment.id) == attachment_id).with_for_update()
     row = await visible(await session.scalar(statement), user_id=user_id, memberships=memberships)
     if row.uploaded_by != user_id:

@@ -131,7 +131,11 @@ class AttachmentServicer(attachment_pb2_grpc.AttachmentServiceServicer):
         user_id = caller_id()
         async with self.ctx.database.unit_of_work() as session:
             row = await service.get_own_upload(
-                session, file_key=key, entity_type=entity_type, user_id=user_id, memberships=self.ctx.directory
+                session,
+                file_key=key,
+                entity_type=entity_type,
+                user_id=user_id,
+                memberships=self.ctx.directory,
             )
         # The client calls this after its PUT; a key with nothing behind it, or with another size or
         # type than declared, cannot be attached.
