@@ -12,7 +12,7 @@ from services.board.comments import CommentServicer
 from services.board.context import BoardContext
 from services.board.directory import Directory
 from services.board.events import BoardEventServicer, ProjectHub
-from services.board.field_options import FieldOptionServicer
+from services.board.field_options.servicer import FieldOptionServicer
 from services.board.models import Attachment
 from services.board.notify import Notifier
 from services.board.participants import ParticipantServicer
