@@ -26,13 +26,25 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from mesh import DEBUG_WORKLOAD, Forbidden, InvalidField, NotFound, current_call
-from services.board.directory import Directory
 from services.board.models import MANAGER_ROLES, Board, Comment, Project, ProjectMember
+
+
+class Memberships(Protocol):
+    """Who belongs to which workspace: :class:`services.board.directory.Directory` answers it.
+
+    Named by what the rules need rather than by the directory itself, which is a gRPC client: the
+    domain layer decides on the answer without knowing how it was fetched.
+    """
+
+    async def role(self, workspace_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
+        """The user's role in the workspace, or ``None`` for a non-member."""
+        ...
 
 
 def by_operator() -> bool:
@@ -77,7 +89,7 @@ async def project_role(session: AsyncSession, project_id: uuid.UUID, user_id: uu
 
 async def see_project(
     session: AsyncSession,
-    directory: Directory,
+    directory: Memberships,
     project_id: uuid.UUID,
     user_id: uuid.UUID,
     *,
@@ -97,7 +109,7 @@ async def see_project(
 
 
 async def require_member(
-    directory: Directory, workspace_id: uuid.UUID | None, user_id: uuid.UUID
+    directory: Memberships, workspace_id: uuid.UUID | None, user_id: uuid.UUID
 ) -> uuid.UUID:
     """:func:`see_project`'s check for a read that looked the project's workspace up itself.
 
@@ -111,7 +123,7 @@ async def require_member(
 
 async def see_board(
     session: AsyncSession,
-    directory: Directory,
+    directory: Memberships,
     board_id: uuid.UUID,
     user_id: uuid.UUID,
     *,
@@ -133,7 +145,7 @@ async def see_board(
 
 async def see_comment(
     session: AsyncSession,
-    directory: Directory,
+    directory: Memberships,
     comment_id: uuid.UUID,
     user_id: uuid.UUID,
     *,

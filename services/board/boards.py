@@ -49,7 +49,7 @@ from mesh import (
     parse_uuids,
     timestamp,
 )
-from services.board import attachments, events, fields
+from services.board import events, fields
 from services.board.access import (
     check_dates,
     require_board_deleter,
@@ -59,6 +59,8 @@ from services.board.access import (
     see_board,
     see_project,
 )
+from services.board.attachments import service as attachments
+from services.board.attachments import servicer as attachment_api
 from services.board.context import BoardContext
 from services.board.directory import Directory
 from services.board.models import (
@@ -175,7 +177,7 @@ async def board_messages(
     """Boards of one project as messages: one query for participants, one for attachments."""
     ids = [board.id for board in boards]
     people = await participants_of(session, ids)
-    files = await attachments.inline(session, ctx.store, ENTITY_BOARD, ids) if ids else {}
+    files = await attachment_api.inline(session, ctx.store, ENTITY_BOARD, ids) if ids else {}
     return [
         board_message(board, project, options, people[board.id], files.get(board.id, [])) for board in boards
     ]
@@ -307,7 +309,7 @@ async def list_boards(
         result = await connection.execute(_LISTING, {"project_id": project_id})
     rows = result.all()
     with_files = [uuid.UUID(row[0]) for row in rows if row[10]]
-    files = await attachments.inline(session, store, ENTITY_BOARD, with_files) if with_files else {}
+    files = await attachment_api.inline(session, store, ENTITY_BOARD, with_files) if with_files else {}
     response = board_pb2.ListBoardsResponse()
     add = response.boards.add
     project, workspace = str(project_id), str(workspace_id)
@@ -657,9 +659,9 @@ class BoardServicer(board_pb2_grpc.BoardServiceServicer):
                     )
                 ).all()
             )
-            board_files = await attachments.inline(session, self.ctx.store, ENTITY_BOARD, [board.id])
+            board_files = await attachment_api.inline(session, self.ctx.store, ENTITY_BOARD, [board.id])
             comment_files = (
-                await attachments.inline(session, self.ctx.store, ENTITY_COMMENT, [c.id for c in comments])
+                await attachment_api.inline(session, self.ctx.store, ENTITY_COMMENT, [c.id for c in comments])
                 if comments
                 else {}
             )
@@ -764,7 +766,7 @@ class BoardServicer(board_pb2_grpc.BoardServiceServicer):
             # Files are handed to the clean-up first, so a failed purge below still gets them removed.
             released = await attachments.release(session, board_ids=[board.id])
             await session.exec(sql_delete(Board).where(col(Board.id) == board.id))
-        await attachments.purge(self.ctx, released)
+        await attachment_api.purge(self.ctx, released)
         await announce(self.ctx, board.project_id, events.BOARD_DELETED, {"boardId": str(board.id)}, board.id)
         return board_pb2.DeleteBoardResponse()
 

@@ -15,8 +15,9 @@ from sqlmodel import col, select
 from wealist.board.v1 import board_pb2, board_pb2_grpc
 
 from mesh import Context, Forbidden, InvalidField, caller_id, parse_uuid
-from services.board import attachments
 from services.board.access import require_commenter, see_board, see_comment
+from services.board.attachments import service as attachments
+from services.board.attachments import servicer as attachment_api
 from services.board.boards import attachment_ids, comment_message, participants_of
 from services.board.context import BoardContext
 from services.board.models import ENTITY_COMMENT, Comment
@@ -67,7 +68,7 @@ class CommentServicer(board_pb2_grpc.CommentServiceServicer):
                 .order_by(col(Comment.created_at), col(Comment.id))
             )
             rows = list((await session.exec(statement)).all())
-            files = await attachments.inline(
+            files = await attachment_api.inline(
                 session, self.ctx.store, ENTITY_COMMENT, [row.id for row in rows]
             )
         return board_pb2.ListCommentsResponse(comments=[comment_message(row, files[row.id]) for row in rows])
@@ -107,7 +108,7 @@ class CommentServicer(board_pb2_grpc.CommentServiceServicer):
                 project=seen.project,
                 metadata={"commentId": str(comment.id), "commentPreview": preview(content)},
             )
-            inlined = await attachments.inline(session, self.ctx.store, ENTITY_COMMENT, [comment.id])
+            inlined = await attachment_api.inline(session, self.ctx.store, ENTITY_COMMENT, [comment.id])
             message = comment_message(comment, inlined[comment.id])
         self.notifier.poke()
         return board_pb2.CreateCommentResponse(comment=message)
@@ -137,7 +138,7 @@ class CommentServicer(board_pb2_grpc.CommentServiceServicer):
                 user_id=user,
                 store=self.ctx.store,
             )
-            inlined = await attachments.inline(session, self.ctx.store, ENTITY_COMMENT, [comment.id])
+            inlined = await attachment_api.inline(session, self.ctx.store, ENTITY_COMMENT, [comment.id])
             message = comment_message(comment, inlined[comment.id])
         return board_pb2.UpdateCommentResponse(comment=message)
 
@@ -153,5 +154,5 @@ class CommentServicer(board_pb2_grpc.CommentServiceServicer):
                 raise Forbidden("Only the author or a project owner or admin can delete this comment")
             released = await attachments.release(session, comment_ids=[comment.id])
             await session.exec(sql_delete(Comment).where(col(Comment.id) == comment.id))
-        await attachments.purge(self.ctx, released)
+        await attachment_api.purge(self.ctx, released)
         return board_pb2.DeleteCommentResponse()

@@ -1,4 +1,4 @@
-"""Files attached to projects, boards and comments: the upload lifecycle, the API and the clean-up.
+"""Files attached to projects, boards and comments: the upload lifecycle and the clean-up; no protobuf.
 
 The lifecycle, as a small state machine on ``attachments.status``:
 
@@ -30,31 +30,24 @@ import logging
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, NamedTuple
 
 from sqlalchemy import ColumnElement, and_, inspect, or_
 from sqlalchemy import select as sql_select
 from sqlalchemy import update as sql_update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from typing_extensions import override
-from wealist.board.v1 import attachment_pb2, attachment_pb2_grpc, common_pb2
 
 from mesh import (
-    Context,
+    Database,
     Forbidden,
-    InvalidArgument,
     InvalidField,
     NotFound,
     ObjectStore,
-    caller_id,
-    parse_uuid,
     remove_expired_uploads,
     sweep_expired_uploads,
-    timestamp,
 )
-from services.board.access import project_role, see_board, see_comment, see_project
-from services.board.context import BoardContext
+from services.board.access import Memberships, project_role, see_board, see_comment, see_project
 from services.board.models import (
     ATTACHMENT_CONFIRMED,
     ATTACHMENT_TEMP,
@@ -123,7 +116,8 @@ ATTACHMENT_NOT_FOUND: Final = "Attachment not found"
 NO_DELETE_PERMISSION: Final = "You do not have permission to delete this attachment"
 
 
-def _now() -> datetime:
+def current_time() -> datetime:
+    """The time stamps of uploads and releases."""
     return datetime.now(UTC)
 
 
@@ -179,51 +173,19 @@ def object_key(
     return f"{KEY_PREFIX}{folder}/{workspace_id}/{at:%Y}/{at:%m}/{name}"
 
 
-# --- messages ---------------------------------------------------------------------------------------------
+# --- what the servicers show ------------------------------------------------------------------------------
 
 
-def attachment_message(row: Attachment, store: ObjectStore) -> common_pb2.Attachment:
-    """The contract's AttachmentFull, with a presigned GET URL as ``fileUrl``."""
-    message = common_pb2.Attachment(
-        id=str(row.id),
-        attachment_id=str(row.id),
-        entity_type=row.entity_type,
-        status=row.status,
-        file_name=row.file_name,
-        file_url=store.download_url(row.file_key),
-        file_size=row.file_size,
-        content_type=row.content_type,
-        uploaded_by=str(row.uploaded_by),
-        uploaded_at=timestamp(row.created_at),
-        expires_at=timestamp(row.expires_at),
-    )
-    if row.entity_id is not None:
-        message.entity_id = str(row.entity_id)
-    return message
+class InlineFile(NamedTuple):
+    """A confirmed attachment as a project, board or comment embeds it (a plain row)."""
 
-
-def inline_message(
-    *,
-    attachment_id: uuid.UUID,
-    file_name: str,
-    file_key: str,
-    file_size: int,
-    content_type: str,
-    uploaded_by: uuid.UUID,
-    created_at: datetime,
-    store: ObjectStore,
-) -> common_pb2.AttachmentInline:
-    """An attachment as a project, board or comment embeds it."""
-    return common_pb2.AttachmentInline(
-        id=str(attachment_id),
-        attachment_id=str(attachment_id),
-        file_name=file_name,
-        file_url=store.download_url(file_key),
-        file_size=file_size,
-        content_type=content_type,
-        uploaded_by=str(uploaded_by),
-        uploaded_at=timestamp(created_at),
-    )
+    attachment_id: uuid.UUID
+    file_name: str
+    file_key: str
+    file_size: int
+    content_type: str
+    uploaded_by: uuid.UUID
+    created_at: datetime
 
 
 # The table's columns: :func:`inline` reads plain rows, without the ORM's instance loading.
@@ -257,7 +219,7 @@ async def confirm(
     # Locked, so the clean-up cannot remove a row between this check and the caller's commit.
     statement = select(Attachment).where(col(Attachment.id).in_(wanted)).with_for_update()
     rows = list((await session.exec(statement)).all())
-    now = _now()
+    now = current_time()
     if len(rows) != len(wanted) or any(
         row.uploaded_by != user_id or row.workspace_id != project.workspace_id or _expired(row, now)
         for row in rows
@@ -288,11 +250,11 @@ async def confirm(
     await session.flush()
 
 
-async def inline(
-    session: AsyncSession, store: ObjectStore, entity_type: str, entity_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, list[common_pb2.AttachmentInline]]:
+async def inline_files(
+    session: AsyncSession, *, entity_type: str, entity_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[InlineFile]]:
     """The confirmed attachments of each entity (every id is a key), newest first, in one query."""
-    found: dict[uuid.UUID, list[common_pb2.AttachmentInline]] = {entity: [] for entity in entity_ids}
+    found: dict[uuid.UUID, list[InlineFile]] = {entity: [] for entity in entity_ids}
     if not found:
         return found
     statement = (
@@ -316,20 +278,9 @@ async def inline(
     # A Core statement does not autoflush as an ORM query does: pending changes are flushed first.
     await session.flush()
     rows = await (await session.connection()).execute(statement)
-    for entity_id, attachment_id, file_name, file_key, file_size, content_type, uploaded_by, created in rows:
+    for entity_id, *columns in rows:
         if entity_id is not None:
-            found[entity_id].append(
-                inline_message(
-                    attachment_id=attachment_id,
-                    file_name=file_name,
-                    file_key=file_key,
-                    file_size=file_size,
-                    content_type=content_type,
-                    uploaded_by=uploaded_by,
-                    created_at=created,
-                    store=store,
-                )
-            )
+            found[entity_id].append(InlineFile(*columns))
     return found
 
 
@@ -371,7 +322,7 @@ async def release(
         )
     if not conditions:
         return []
-    now = _now()
+    now = current_time()
     statement = (
         sql_update(Attachment)
         .where(col(Attachment.status) == ATTACHMENT_CONFIRMED, or_(*conditions))
@@ -382,7 +333,7 @@ async def release(
     return list(result.scalars().all())
 
 
-async def purge(ctx: BoardContext, ids: Sequence[uuid.UUID]) -> None:
+async def purge(database: Database, store: ObjectStore, ids: Sequence[uuid.UUID]) -> None:
     """After the commit of a release: delete the objects, then the rows; failures stay for the clean-up.
 
     Never raises (the change it follows is committed already): a failure is logged.
@@ -390,204 +341,136 @@ async def purge(ctx: BoardContext, ids: Sequence[uuid.UUID]) -> None:
     if not ids:
         return
     try:
-        await remove_expired_uploads(ctx.database, ctx.store, Attachment, ids=list(dict.fromkeys(ids)))
+        await remove_expired_uploads(database, store, Attachment, ids=list(dict.fromkeys(ids)))
     except Exception:
         # The rows are expired TEMP rows by now: the kit's clean-up job retries them.
         log.warning("purging %d attachments failed; the clean-up job will retry", len(ids), exc_info=True)
 
 
-async def cleanup_expired(ctx: BoardContext) -> int:
+async def cleanup_expired(database: Database, store: ObjectStore) -> int:
     """Remove every TEMP upload whose time ran out: its object from S3, then its row. Returns the count.
 
     The kit's clean-up (``Runtime.sweep_uploads``) runs this periodically; a row whose object could not
     be deleted stays for the next run.
     """
-    return await sweep_expired_uploads(ctx.database, ctx.store, Attachment)
+    return await sweep_expired_uploads(database, store, Attachment)
 
 
-# --- the API ----------------------------------------------------------------------------------------------
+# --- what the API does ------------------------------------------------------------------------------------
 
 
-class AttachmentServicer(attachment_pb2_grpc.AttachmentServiceServicer):
-    """Uploads by presigned URL, downloads, deletes and listings of attachments."""
+async def visible(row: Attachment | None, *, user_id: uuid.UUID, memberships: Memberships) -> Attachment:
+    """The attachment if the user may see it, else NOT_FOUND.
 
-    def __init__(self, ctx: BoardContext) -> None:
-        self.ctx = ctx
+    A confirmed file is seen by the members of its workspace; an upload not yet confirmed only by
+    its uploader (nobody else knows of it), and an expired one by nobody (it is being removed).
+    """
+    if row is None or _expired(row, current_time()):
+        raise NotFound(ATTACHMENT_NOT_FOUND)
+    if row.status == ATTACHMENT_TEMP and row.uploaded_by != user_id:
+        raise NotFound(ATTACHMENT_NOT_FOUND)
+    if await memberships.role(row.workspace_id, user_id) is None:
+        raise NotFound(ATTACHMENT_NOT_FOUND)
+    return row
 
-    async def _visible(self, row: Attachment | None, user_id: uuid.UUID) -> Attachment:
-        """The attachment if the user may see it, else NOT_FOUND.
 
-        A confirmed file is seen by the members of its workspace; an upload not yet confirmed only by
-        its uploader (nobody else knows of it), and an expired one by nobody (it is being removed).
-        """
-        if row is None or _expired(row, _now()):
-            raise NotFound(ATTACHMENT_NOT_FOUND)
-        if row.status == ATTACHMENT_TEMP and row.uploaded_by != user_id:
-            raise NotFound(ATTACHMENT_NOT_FOUND)
-        if await self.ctx.directory.role(row.workspace_id, user_id) is None:
-            raise NotFound(ATTACHMENT_NOT_FOUND)
-        return row
-
-    @override
-    async def CreatePresignedUpload(
-        self, request: attachment_pb2.CreatePresignedUploadRequest, context: Context
-    ) -> attachment_pb2.CreatePresignedUploadResponse:
-        """Record a TEMP upload in a workspace the caller belongs to and return its presigned PUT URL."""
-        entity_type = parse_entity_type(request.entity_type)
-        try:
-            workspace_id = uuid.UUID(request.workspace_id.strip())
-        except ValueError:
-            raise InvalidField("workspaceId", "Invalid workspace ID") from None
-        name, kind, extension = check_file(
-            file_name=request.file_name, file_size=request.file_size, content_type=request.content_type
-        )
-        user_id = caller_id()
-        await self.ctx.directory.require_member(workspace_id, user_id)
-        now = _now()
-        attachment_id = uuid.uuid4()
-        key = object_key(
+async def create_upload(
+    session: AsyncSession,
+    *,
+    attachment_id: uuid.UUID,
+    entity_type: str,
+    workspace_id: uuid.UUID,
+    file_key: str,
+    file_name: str,
+    file_size: int,
+    content_type: str,
+    user_id: uuid.UUID,
+    now: datetime,
+    lifetime_seconds: int,
+) -> None:
+    """Record a TEMP upload that expires ``lifetime_seconds`` after ``now`` (not committed)."""
+    session.add(
+        Attachment(
+            id=attachment_id,
             entity_type=entity_type,
             workspace_id=workspace_id,
-            attachment_id=attachment_id,
-            at=now,
-            extension=extension,
+            status=ATTACHMENT_TEMP,
+            file_key=file_key,
+            file_name=file_name,
+            file_size=file_size,
+            content_type=content_type,
+            uploaded_by=user_id,
+            expires_at=now + timedelta(seconds=lifetime_seconds),
+            created_at=now,
+            updated_at=now,
         )
-        # Signed before the row is written: a failure leaves nothing behind. The signature binds the
-        # declared type and size, so S3 refuses a PUT of anything else.
-        upload_url = self.ctx.store.upload_url(key, content_type=request.content_type, size=request.file_size)
-        async with self.ctx.database.unit_of_work() as session:
-            session.add(
-                Attachment(
-                    id=attachment_id,
-                    entity_type=entity_type,
-                    workspace_id=workspace_id,
-                    status=ATTACHMENT_TEMP,
-                    file_key=key,
-                    file_name=name,
-                    file_size=request.file_size,
-                    content_type=kind,
-                    uploaded_by=user_id,
-                    expires_at=now + timedelta(seconds=self.ctx.settings.temp_upload_seconds),
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-        return attachment_pb2.CreatePresignedUploadResponse(
-            attachment_id=str(attachment_id),
-            upload_url=upload_url,
-            file_key=key,
-            expires_in=self.ctx.settings.upload_url_seconds,
-        )
+    )
 
-    @override
-    async def CreateAttachment(
-        self, request: attachment_pb2.CreateAttachmentRequest, context: Context
-    ) -> attachment_pb2.CreateAttachmentResponse:
-        """The caller's TEMP upload of ``fileKey``, once its bytes are in the bucket (never a new row)."""
-        entity_type = parse_entity_type(request.entity_type)
-        check_file(
-            file_name=request.file_name, file_size=request.file_size, content_type=request.content_type
-        )
-        key = request.file_key.strip()
-        if not key.startswith(KEY_PREFIX):
-            raise InvalidField("fileKey", INVALID_FILE_KEY)
-        user_id = caller_id()
-        async with self.ctx.database.unit_of_work() as session:
-            row = await session.scalar(select(Attachment).where(col(Attachment.file_key) == key))
-            if row is None or row.uploaded_by != user_id or row.status != ATTACHMENT_TEMP:
-                raise NotFound(ATTACHMENT_NOT_FOUND)
-            row = await self._visible(row, user_id)
-            if row.entity_type != entity_type:
-                raise InvalidField("entityType", ENTITY_MISMATCH)
-        # The client calls this after its PUT; a key with nothing behind it, or with another size or
-        # type than declared, cannot be attached.
-        problem = await self.ctx.store.upload_problem(key, size=row.file_size, content_type=row.content_type)
-        if problem is not None:
-            raise InvalidField("fileKey", problem)
-        return attachment_pb2.CreateAttachmentResponse(attachment=attachment_message(row, self.ctx.store))
 
-    @override
-    async def GetAttachmentDownload(
-        self, request: attachment_pb2.GetAttachmentDownloadRequest, context: Context
-    ) -> attachment_pb2.GetAttachmentDownloadResponse:
-        """A presigned GET URL (1 hour) for an attachment the caller may see."""
-        attachment_id = parse_uuid(request.attachment_id, field="attachmentId")
-        user_id = caller_id()
-        async with self.ctx.database.unit_of_work() as session:
-            row = await self._visible(await session.get(Attachment, attachment_id), user_id)
-        return attachment_pb2.GetAttachmentDownloadResponse(
-            download_url=self.ctx.store.download_url(row.file_key),
-            file_name=row.file_name,
-            content_type=row.content_type,
-            expires_in=self.ctx.settings.download_url_seconds,
-        )
+async def get_own_upload(
+    session: AsyncSession, *, file_key: str, entity_type: str, user_id: uuid.UUID, memberships: Memberships
+) -> Attachment:
+    """The caller's live TEMP upload of ``file_key``, of ``entity_type``; NOT_FOUND otherwise."""
+    row = await session.scalar(select(Attachment).where(col(Attachment.file_key) == file_key))
+    if row is None or row.uploaded_by != user_id or row.status != ATTACHMENT_TEMP:
+        raise NotFound(ATTACHMENT_NOT_FOUND)
+    row = await visible(row, user_id=user_id, memberships=memberships)
+    if row.entity_type != entity_type:
+        raise InvalidField("entityType", ENTITY_MISMATCH)
+    return row
 
-    @override
-    async def DeleteAttachment(
-        self, request: attachment_pb2.DeleteAttachmentRequest, context: Context
-    ) -> attachment_pb2.DeleteAttachmentResponse:
-        """Delete an attachment (its uploader, or an OWNER or ADMIN of its project), object included."""
-        attachment_id = parse_uuid(request.attachment_id, field="attachmentId")
-        user_id = caller_id()
-        async with self.ctx.database.unit_of_work() as session:
-            statement = select(Attachment).where(col(Attachment.id) == attachment_id).with_for_update()
-            row = await self._visible(await session.scalar(statement), user_id)
-            if row.uploaded_by != user_id:
-                role = None
-                if row.project_id is not None:
-                    role = await project_role(session, row.project_id, user_id)
-                if role not in MANAGER_ROLES:
-                    raise Forbidden(NO_DELETE_PERMISSION)
-            # Released, not deleted: if the purge below fails, the clean-up job finishes it.
-            now = _now()
-            row.status = ATTACHMENT_TEMP
-            row.entity_id = None
-            row.project_id = None
-            row.expires_at = now
-            row.updated_at = now
-            session.add(row)
-        await purge(self.ctx, [attachment_id])
-        return attachment_pb2.DeleteAttachmentResponse(message="Attachment deleted successfully")
 
-    @override
-    async def ListAttachments(
-        self, request: attachment_pb2.ListAttachmentsRequest, context: Context
-    ) -> attachment_pb2.ListAttachmentsResponse:
-        """The confirmed attachments of one project, board or comment the caller may see, newest first."""
-        given = [
-            (field, value)
-            for field, value in (
-                ("projectId", request.project_id),
-                ("boardId", request.board_id),
-                ("commentId", request.comment_id),
-            )
-            if value
-        ]
-        if len(given) != 1:
-            raise InvalidArgument("exactly one of projectId, boardId and commentId must be given")
-        field, value = given[0]
-        entity_id = parse_uuid(value, field=field)
-        user_id = caller_id()
-        async with self.ctx.database.unit_of_work() as session:
-            if field == "projectId":
-                entity_type = ENTITY_PROJECT
-                await see_project(session, self.ctx.directory, entity_id, user_id)
-            elif field == "boardId":
-                entity_type = ENTITY_BOARD
-                await see_board(session, self.ctx.directory, entity_id, user_id)
-            else:
-                entity_type = ENTITY_COMMENT
-                await see_comment(session, self.ctx.directory, entity_id, user_id)
-            statement = (
-                select(Attachment)
-                .where(
-                    col(Attachment.entity_type) == entity_type,
-                    col(Attachment.entity_id) == entity_id,
-                    col(Attachment.status) == ATTACHMENT_CONFIRMED,
-                )
-                .order_by(col(Attachment.created_at).desc(), col(Attachment.id).desc())
-            )
-            rows = list((await session.exec(statement)).all())
-        return attachment_pb2.ListAttachmentsResponse(
-            attachments=[attachment_message(row, self.ctx.store) for row in rows]
+async def get_visible(
+    session: AsyncSession, *, attachment_id: uuid.UUID, user_id: uuid.UUID, memberships: Memberships
+) -> Attachment:
+    """An attachment the user may see (see :func:`visible`)."""
+    return await visible(
+        await session.get(Attachment, attachment_id), user_id=user_id, memberships=memberships
+    )
+
+
+async def delete_attachment(
+    session: AsyncSession, *, attachment_id: uuid.UUID, user_id: uuid.UUID, memberships: Memberships
+) -> None:
+    """Release an attachment (its uploader, or its project's OWNER or an ADMIN); purge it after the commit."""
+    statement = select(Attachment).where(col(Attachment.id) == attachment_id).with_for_update()
+    row = await visible(await session.scalar(statement), user_id=user_id, memberships=memberships)
+    if row.uploaded_by != user_id:
+        role = None
+        if row.project_id is not None:
+            role = await project_role(session, row.project_id, user_id)
+        if role not in MANAGER_ROLES:
+            raise Forbidden(NO_DELETE_PERMISSION)
+    # Released, not deleted: if the purge after the commit fails, the clean-up job finishes it.
+    now = current_time()
+    row.status = ATTACHMENT_TEMP
+    row.entity_id = None
+    row.project_id = None
+    row.expires_at = now
+    row.updated_at = now
+    session.add(row)
+
+
+async def list_attachments(
+    session: AsyncSession, *, field: str, entity_id: uuid.UUID, user_id: uuid.UUID, memberships: Memberships
+) -> list[Attachment]:
+    """The confirmed attachments of the project, board or comment (``field`` names which), newest first."""
+    if field == "projectId":
+        entity_type = ENTITY_PROJECT
+        await see_project(session, memberships, entity_id, user_id)
+    elif field == "boardId":
+        entity_type = ENTITY_BOARD
+        await see_board(session, memberships, entity_id, user_id)
+    else:
+        entity_type = ENTITY_COMMENT
+        await see_comment(session, memberships, entity_id, user_id)
+    statement = (
+        select(Attachment)
+        .where(
+            col(Attachment.entity_type) == entity_type,
+            col(Attachment.entity_id) == entity_id,
+            col(Attachment.status) == ATTACHMENT_CONFIRMED,
         )
+        .order_by(col(Attachment.created_at).desc(), col(Attachment.id).desc())
+    )
+    return list((await session.exec(statement)).all())
