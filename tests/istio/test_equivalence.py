@@ -38,9 +38,8 @@ from devstack import StackInfo
 from gateway.mounts import GATEWAY_WORKLOAD
 from mesh import DEBUG_WORKLOAD, WORKLOADS, ensure_dev_pki, method_access, services_of, spiffe_id
 from mesh import UserAuth as MeshUserAuth
-from tests.conftest import Mesh
-from tests.integration.helpers import auth_stub, unique_email
 from tests.istio.authz import Request, decide
+from tests.support import Mesh, auth_stub, unique_email
 from tools.istio import render
 from tools.policy import Layout, jwt_issuer
 
