@@ -23,8 +23,8 @@ from devstack import StackInfo
 from gateway.app import create_app
 from services.auth.keys import KeyRing
 from services.auth.tokens import TokenIssuer
-from tests.gateway.conftest import EchoBackend, GatewayUnderTest, serve_gateway
 from tests.support import issue_tokens
+from tests.support.echo import EchoBackend, GatewayUnderTest, serve_gateway
 
 ECHO = "/api/svc/echo"
 ISSUER = "wealist-auth-service"

@@ -12,8 +12,8 @@ from websockets.exceptions import ConnectionClosed
 
 from devstack import StackInfo
 from gateway.app import create_app
-from tests.gateway.conftest import EchoBackend, GatewayUnderTest
 from tests.support import authorization, issue_tokens
+from tests.support.echo import EchoBackend, GatewayUnderTest
 
 ECHO = "/api/svc/echo"
 
