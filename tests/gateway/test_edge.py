@@ -23,7 +23,7 @@ from devstack import StackInfo
 from gateway.app import create_app
 from services.auth.keys import KeyRing
 from services.auth.tokens import TokenIssuer
-from tests.support import issue_tokens
+from tests.support import authorization, issue_tokens
 from tests.support.echo import EchoBackend, GatewayUnderTest, serve_gateway
 
 ECHO = "/api/svc/echo"
@@ -62,7 +62,7 @@ async def test_a_json_query_filter_nested_too_deeply_is_a_400_naming_it(gateway:
     """``customFields`` is declared a JSON object (wealist.mesh.v1.field): checked at the edge."""
     pair = await issue_tokens(gateway.client)
     url = f"/api/svc/board/api/boards/project/{uuid.uuid4()}"
-    auth = {"Authorization": f"Bearer {pair['accessToken']}"}
+    auth = authorization(pair["accessToken"])
     for value in ("[" * 3000 + "]" * 3000, '{"a":' * 100 + "1" + "}" * 100, "{not json", "[1]"):
         reply = await gateway.client.get(url, params={"customFields": value}, headers=auth)
         assert reply.status_code == 400, (value[:20], reply.text)
@@ -73,7 +73,7 @@ async def test_a_json_query_filter_nested_too_deeply_is_a_400_naming_it(gateway:
 async def test_a_nul_character_anywhere_is_a_400_naming_the_field(gateway: GatewayUnderTest) -> None:
     """Postgres refuses NUL in text: a stored string holding one was a 500."""
     pair = await issue_tokens(gateway.client)
-    auth = {"Authorization": f"Bearer {pair['accessToken']}"}
+    auth = authorization(pair["accessToken"])
     created = await gateway.client.post(
         "/api/svc/user/api/workspaces/create", json={"workspaceName": "a\u0000b"}, headers=auth
     )

@@ -394,7 +394,7 @@ async def test_a_plain_request_to_a_websocket_route_is_told_to_upgrade(gateway: 
     pair = await issue_tokens(gateway.client)
     for verb in ("GET", "POST"):
         reply = await gateway.client.request(
-            verb, f"{ECHO}/ws/rooms/blue", headers={"Authorization": f"Bearer {pair['accessToken']}"}
+            verb, f"{ECHO}/ws/rooms/blue", headers=authorization(pair["accessToken"])
         )
         if verb == "POST":  # the route is GET only: another verb is a 405 as anywhere else
             assert reply.status_code == 405, reply.text

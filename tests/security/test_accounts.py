@@ -62,9 +62,7 @@ async def test_logout_with_only_the_bearer_token_ends_the_whole_session(
     other_device = await issue_tokens(client, owner.email)
 
     # Exactly what the web client sends: the access token, no body.
-    out = await client.post(
-        f"{AUTH}/api/auth/logout", headers={"Authorization": f"Bearer {session['accessToken']}"}
-    )
+    out = await client.post(f"{AUTH}/api/auth/logout", headers=authorization(session["accessToken"]))
     assert out.status_code == 200, out.text
 
     # The refresh token of the session no longer refreshes ...
@@ -91,9 +89,7 @@ async def test_logout_with_only_the_bearer_token_ends_the_whole_session(
     assert by_user.value.code() is grpc.StatusCode.UNAUTHENTICATED
 
     # Another login of the same account is another session: untouched.
-    me = await client.get(
-        f"{USER}/api/users/me", headers={"Authorization": f"Bearer {other_device['accessToken']}"}
-    )
+    me = await client.get(f"{USER}/api/users/me", headers=authorization(other_device["accessToken"]))
     assert me.status_code == 200, me.text
     renewed = await refresh(client, other_device["refreshToken"])
     assert renewed.status_code == 200, renewed.text

@@ -16,7 +16,19 @@ import httpx
 import pytest
 from wealist.board.v1 import project_pb2, project_pb2_grpc
 
-from tests.support import BOARD, NOTI, USER, Mesh, Person, issue_tokens, login, project, refresh, workspace
+from tests.support import (
+    BOARD,
+    NOTI,
+    USER,
+    Mesh,
+    Person,
+    bearer,
+    issue_tokens,
+    login,
+    project,
+    refresh,
+    workspace,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -55,7 +67,7 @@ async def test_a_deleted_account_is_locked_out_everywhere_until_it_is_restored(
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await board.GetProject(
             project_pb2.GetProjectRequest(project_id=project_id),
-            metadata=(("authorization", f"Bearer {alice.token}"),),
+            metadata=bearer(alice.token),
             timeout=5,
         )
     assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
