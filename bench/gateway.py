@@ -67,7 +67,7 @@ from gateway.app import create_app
 from gateway.jsonprint import encode, message_to_dict
 from gateway.settings import GatewaySettings
 from mesh import Hosted, MeshSettings, Runtime, ensure_dev_pki, load_tls, open_channel, run
-from tests.gateway.conftest import _servicer, compile_echo, import_echo
+from tests.support.echo import compile_echo, echo_servicer, import_echo
 
 # Never contacted: the runtime and the gateway build their Redis clients lazily, and only token checks
 # use them; the echo call is made without a token.
@@ -84,7 +84,7 @@ RPS_TARGET = 0.60
 
 def _serve_echo(state: Path, generated: Path, port: int) -> None:
     pb2, pb2_grpc = import_echo(generated)
-    servicer = _servicer(pb2, pb2_grpc)
+    servicer = echo_servicer(pb2, pb2_grpc)
     service = pb2.DESCRIPTOR.services_by_name["EchoService"]
     settings = MeshSettings(
         workload="echo",

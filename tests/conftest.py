@@ -19,24 +19,14 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TextIO
 
-import grpc
+import httpx
 import pytest
 import pytest_asyncio
 import redis.asyncio
 
 from devstack import StackInfo, free_port, pick_port_offset, run_stack, start_redis
-from mesh import TlsMaterial, load_tls, open_channel
-from tests.token_support import FakeClock
-
-# The environment of the services under test: both dev login paths on, like `nox -s up`.
-STACK_ENV = {
-    "AUTH_TEST_LOGIN_ENABLED": "true",
-    "AUTH_DEV_OAUTH_ENABLED": "true",
-    "WEALIST_ENVIRONMENT": "test",
-}
-
+from tests.support import STACK_ENV, FakeClock, Mesh, append_line
 
 # Every run gets a folder of its own under here unless --basetemp names one. pytest's default keeps only
 # its three newest folders, so a fourth run started beside three others would delete a live stack's state.
@@ -73,10 +63,6 @@ def pytest_configure(config: pytest.Config) -> None:
         RUNS_DIR.mkdir(exist_ok=True)
         _prune_finished_runs()
         config.option.basetemp = str(RUNS_DIR / f"run-{os.getpid()}")
-
-
-def _append(log: TextIO, line: str) -> None:
-    log.write(line.rstrip("\n") + "\n")
 
 
 @pytest.fixture(scope="session")
@@ -117,42 +103,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
             pick_port_offset(),
             STACK_ENV,
             environ=os.environ,
-            output=lambda line: _append(log, line),
+            output=lambda line: append_line(log, line),
         ) as info,
     ):
         yield info
-
-
-class Mesh:
-    """Clients of the running services, each channel dialled as a chosen workload identity."""
-
-    def __init__(self, info: StackInfo) -> None:
-        self.info = info
-        self._channels: dict[tuple[str, str], grpc.aio.Channel] = {}
-
-    @property
-    def state_dir(self) -> Path:
-        return self.info.state_dir
-
-    def tls(self, workload: str) -> TlsMaterial:
-        """The dev PKI's certificate of a workload."""
-        return load_tls(self.info.state_dir, workload)
-
-    def address(self, service: str) -> str:
-        return self.info.services[service].addr
-
-    def channel(self, service: str, *, as_workload: str = "gateway") -> grpc.aio.Channel:
-        """A cached mTLS channel to ``service`` presenting ``as_workload``'s certificate."""
-        key = (service, as_workload)
-        if key not in self._channels:
-            self._channels[key] = open_channel(
-                self.address(service), workload=service, tls=self.tls(as_workload)
-            )
-        return self._channels[key]
-
-    async def close(self) -> None:
-        for channel in self._channels.values():
-            await channel.close()
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -161,3 +115,10 @@ async def mesh(stack: StackInfo) -> AsyncIterator[Mesh]:
     clients = Mesh(stack)
     yield clients
     await clients.close()
+
+
+@pytest_asyncio.fixture
+async def client(stack: StackInfo) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the stack's real gateway process, the one door the web client uses."""
+    async with httpx.AsyncClient(base_url=stack.services["gateway"].http_base, timeout=15) as http:
+        yield http

@@ -27,7 +27,7 @@ from services.auth.keys import KeyRing
 from services.auth.settings import AuthSettings
 from services.auth.signing import load_keys
 from services.auth.tokens import TokenIssuer, TokenPair, TokenService
-from tests.token_support import CountingJwks, FakeClock
+from tests.support import CountingJwks, FakeClock
 
 ISSUER = "wealist-auth-service"
 USER = "0b7e7c1e-3c1f-4e55-8f7a-4b1d2f0d9c3e"

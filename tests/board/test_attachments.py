@@ -22,8 +22,7 @@ from devstack import StackInfo
 from mesh import Database, load_tls, open_channel
 from services.board.models import Attachment
 from services.board.settings import BoardSettings
-from tests.board.support import BOARD, Person, Team, call, project, team
-from tests.integration.helpers import bearer, extra_service
+from tests.support import BOARD, Person, Team, bearer, call, extra_service, project, team
 
 PDF = b"%PDF-1.4\n" + b"plan " * 200
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64

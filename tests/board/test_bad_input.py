@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from tests.board.support import BOARD, call, project, team
-from tests.board.test_tenancy import CASES
+from tests.support import BOARD, call, project, team
+from tests.support.board_cases import CASES
 
 WRONG_TYPES: dict[str, Any] = {
     "workspaceId": 7,

@@ -20,9 +20,7 @@ from sqlalchemy.engine import make_url
 from wealist.board.v1 import board_pb2, board_pb2_grpc
 
 from devstack import StackInfo
-from tests.board.support import Person, call, project, team
-from tests.conftest import Mesh
-from tests.integration.helpers import bearer
+from tests.support import Mesh, Person, bearer, call, project, team
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 48
 NIL = "00000000-0000-0000-0000-000000000000"

@@ -13,7 +13,7 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 
 from devstack import StackInfo
-from tests.board.support import BOARD, Person, Team, call, project, team, upload
+from tests.support import BOARD, Person, Team, call, project, team, upload
 
 NIL = "00000000-0000-0000-0000-000000000000"
 

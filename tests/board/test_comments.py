@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.board.support import BOARD, call, project, team, upload
+from tests.support import BOARD, call, project, team, upload
 
 
 async def test_comments_list_oldest_first_with_files(client: httpx.AsyncClient) -> None:

@@ -29,8 +29,18 @@ from websockets.exceptions import ConnectionClosed
 from devstack import StackInfo
 from mesh import generation_key, membership_key
 from services.board import events
-from tests.board.support import BOARD, USER, Person, Team, call, project, remove_from_workspace, team
-from tests.integration.helpers import extra_service, in_process_gateway
+from tests.support import (
+    BOARD,
+    USER,
+    Person,
+    Team,
+    call,
+    extra_service,
+    in_process_gateway,
+    project,
+    remove_from_workspace,
+    team,
+)
 
 # How long a socket must stay silent after the last expected frame to count as "no duplicate".
 QUIET_SECONDS = 1.0

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from tests.board.support import Person, call, login, project, team
+from tests.support import Person, call, login, project, team
 
 OPTIONS = "/api/field-options"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.board.support import BOARD, PNG, USER, call, project, team, upload
+from tests.support import BOARD, PNG, USER, call, project, team, upload
 
 
 async def test_the_web_clients_board_journey(client: httpx.AsyncClient) -> None:

@@ -14,7 +14,7 @@ import inspect
 import pytest
 from wealist.board.v1 import attachment_pb2, board_pb2, events_pb2, field_option_pb2, project_pb2
 
-from tests.user.test_layout import ROOT, layer_violations
+from tests.support.layout import ROOT, layer_violations
 
 SERVICES = ROOT / "services"
 
@@ -37,7 +37,7 @@ def test_the_board_and_user_services_are_split_by_noun() -> None:
 
 @pytest.mark.parametrize("name", _split_services())
 def test_each_split_service_keeps_its_layers(name: str) -> None:
-    assert layer_violations(ROOT, f"services.{name}") == []
+    assert layer_violations(f"services.{name}") == []
 
 
 def test_every_board_noun_is_a_package_of_two_layers() -> None:

@@ -16,7 +16,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from devstack import StackInfo
-from tests.board.support import Person, call, project, team
+from tests.support import Person, call, project, team
 
 NOTI = "/api/svc/noti/api/notifications"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from tests.board.support import BOARD, call, login, project, team
+from tests.support import BOARD, call, login, project, team
 
 
 async def test_add_list_and_remove_participants(client: httpx.AsyncClient) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.board.support import (
+from tests.support import (
     BOARD,
     USER,
     Person,

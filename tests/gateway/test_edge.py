@@ -23,19 +23,11 @@ from devstack import StackInfo
 from gateway.app import create_app
 from services.auth.keys import KeyRing
 from services.auth.tokens import TokenIssuer
-from tests.gateway.conftest import EchoBackend, GatewayUnderTest, serve_gateway
+from tests.support import authorization, issue_tokens
+from tests.support.echo import EchoBackend, GatewayUnderTest, serve_gateway
 
 ECHO = "/api/svc/echo"
 ISSUER = "wealist-auth-service"
-
-
-async def _login(client: httpx.AsyncClient) -> dict[str, str]:
-    reply = await client.post(
-        "/api/svc/auth/api/test/token", json={"email": f"edge-{uuid.uuid4().hex[:10]}@example.com"}
-    )
-    assert reply.status_code == 200, reply.text
-    body: dict[str, str] = reply.json()
-    return body
 
 
 def _error(reply: httpx.Response) -> dict[str, str]:
@@ -68,9 +60,9 @@ async def test_json_nested_too_deeply_is_a_400_naming_the_body(gateway: GatewayU
 
 async def test_a_json_query_filter_nested_too_deeply_is_a_400_naming_it(gateway: GatewayUnderTest) -> None:
     """``customFields`` is declared a JSON object (wealist.mesh.v1.field): checked at the edge."""
-    pair = await _login(gateway.client)
+    pair = await issue_tokens(gateway.client)
     url = f"/api/svc/board/api/boards/project/{uuid.uuid4()}"
-    auth = {"Authorization": f"Bearer {pair['accessToken']}"}
+    auth = authorization(pair["accessToken"])
     for value in ("[" * 3000 + "]" * 3000, '{"a":' * 100 + "1" + "}" * 100, "{not json", "[1]"):
         reply = await gateway.client.get(url, params={"customFields": value}, headers=auth)
         assert reply.status_code == 400, (value[:20], reply.text)
@@ -80,8 +72,8 @@ async def test_a_json_query_filter_nested_too_deeply_is_a_400_naming_it(gateway:
 
 async def test_a_nul_character_anywhere_is_a_400_naming_the_field(gateway: GatewayUnderTest) -> None:
     """Postgres refuses NUL in text: a stored string holding one was a 500."""
-    pair = await _login(gateway.client)
-    auth = {"Authorization": f"Bearer {pair['accessToken']}"}
+    pair = await issue_tokens(gateway.client)
+    auth = authorization(pair["accessToken"])
     created = await gateway.client.post(
         "/api/svc/user/api/workspaces/create", json={"workspaceName": "a\u0000b"}, headers=auth
     )
@@ -236,7 +228,7 @@ async def test_a_stopped_backend_is_not_ready(echo_backend: EchoBackend, gateway
 
 
 async def test_a_deep_websocket_frame_is_answered_with_an_error_frame(gateway: GatewayUnderTest) -> None:
-    pair = await _login(gateway.client)
+    pair = await issue_tokens(gateway.client)
     async with websockets.connect(
         _ws(gateway, f"{ECHO}/ws/rooms/deep?token={pair['accessToken']}")
     ) as socket:
@@ -251,7 +243,7 @@ async def test_a_deep_websocket_frame_is_answered_with_an_error_frame(gateway: G
 
 
 async def test_a_websocket_message_over_the_limit_closes_with_1009(gateway: GatewayUnderTest) -> None:
-    pair = await _login(gateway.client)
+    pair = await issue_tokens(gateway.client)
     limit = gateway.settings.max_ws_message_bytes
     url = _ws(gateway, f"{ECHO}/ws/rooms/big?token={pair['accessToken']}")
     async with websockets.connect(url, max_size=None) as socket:
@@ -275,7 +267,7 @@ def _short_lived(stack: StackInfo, user_id: str, seconds: int) -> str:
 async def test_an_open_sse_stream_ends_when_its_token_expires(
     stack: StackInfo, gateway: GatewayUnderTest
 ) -> None:
-    pair = await _login(gateway.client)
+    pair = await issue_tokens(gateway.client)
     token = _short_lived(stack, pair["userId"], 2)
     events: list[tuple[str, str]] = []
     started = time.monotonic()
@@ -300,7 +292,7 @@ async def test_an_open_sse_stream_ends_when_its_token_expires(
 async def test_an_open_websocket_is_closed_when_its_token_expires(
     stack: StackInfo, gateway: GatewayUnderTest
 ) -> None:
-    pair = await _login(gateway.client)
+    pair = await issue_tokens(gateway.client)
     token = _short_lived(stack, pair["userId"], 2)
     async with websockets.connect(_ws(gateway, f"{ECHO}/ws/rooms/clock?token={token}")) as socket:
         assert json.loads(await asyncio.wait_for(socket.recv(), 5))["type"] == "joined"
@@ -314,7 +306,7 @@ async def test_an_open_websocket_is_closed_when_its_token_expires(
 
 async def test_a_stream_refuses_a_malformed_authorization_header(gateway: GatewayUnderTest) -> None:
     """One rule for every transport: a header that is sent must be a Bearer; ?token= does not cover it."""
-    pair = await _login(gateway.client)
+    pair = await issue_tokens(gateway.client)
     params = {"count": "1", "token": pair["accessToken"]}
     reply = await gateway.client.get(
         f"{ECHO}/api/ticks", params=params, headers={"Authorization": "Basic eA=="}
@@ -382,7 +374,7 @@ async def test_a_body_shorter_than_its_content_length_is_a_408(strict: GatewayUn
 
 
 async def test_past_the_concurrency_limit_the_answer_is_a_503(strict: GatewayUnderTest) -> None:
-    pair = await _login(strict.client)
+    pair = await issue_tokens(strict.client)
     params = {"count": "0", "token": pair["accessToken"]}
     async with _HeldStreams(strict, params, 2):
         busy = await strict.client.get(f"{ECHO}/api/call-info")

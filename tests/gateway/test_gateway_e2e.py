@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 
 import httpx
 import pytest
@@ -13,22 +12,10 @@ from websockets.exceptions import ConnectionClosed
 
 from devstack import StackInfo
 from gateway.app import create_app
-from tests.gateway.conftest import EchoBackend, GatewayUnderTest
+from tests.support import authorization, issue_tokens
+from tests.support.echo import EchoBackend, GatewayUnderTest
 
 ECHO = "/api/svc/echo"
-
-
-async def _login(client: httpx.AsyncClient, email: str | None = None) -> dict[str, str]:
-    reply = await client.post(
-        "/api/svc/auth/api/test/token", json={"email": email or f"gw-{uuid.uuid4().hex[:10]}@example.com"}
-    )
-    assert reply.status_code == 200, reply.text
-    body: dict[str, str] = reply.json()
-    return body
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def _started(echo: EchoBackend, method: str) -> float:
@@ -50,9 +37,9 @@ def real_gateway(stack: StackInfo) -> str:
 
 async def test_login_refresh_logout_through_the_gateway_process(real_gateway: str) -> None:
     async with httpx.AsyncClient(base_url=real_gateway, timeout=10) as client:
-        pair = await _login(client)
+        pair = await issue_tokens(client)
         assert set(pair) == {"accessToken", "refreshToken", "userId"}
-        me = await client.get("/api/svc/user/api/users/me", headers=_bearer(pair["accessToken"]))
+        me = await client.get("/api/svc/user/api/users/me", headers=authorization(pair["accessToken"]))
         assert me.status_code == 200
         assert me.json()["userId"] == pair["userId"]
         assert me.json()["isActive"] is True
@@ -63,10 +50,10 @@ async def test_login_refresh_logout_through_the_gateway_process(real_gateway: st
         assert reused.status_code == 401
         assert reused.json()["error"]["code"] == "TOKEN_REVOKED"
         access = renewed.json()["accessToken"]
-        out = await client.post("/api/svc/auth/api/auth/logout", headers=_bearer(access))
+        out = await client.post("/api/svc/auth/api/auth/logout", headers=authorization(access))
         assert out.status_code == 200
         assert out.json()["success"] is True
-        after = await client.get("/api/svc/user/api/users/me", headers=_bearer(access))
+        after = await client.get("/api/svc/user/api/users/me", headers=authorization(access))
         assert after.status_code == 401
         assert after.json()["error"]["code"] == "TOKEN_REVOKED"
 
@@ -96,7 +83,7 @@ async def test_missing_token_is_a_401_in_the_error_envelope(real_gateway: str) -
         reply = await client.get("/api/svc/user/api/users/me")
         assert reply.status_code == 401
         assert reply.json() == {"error": {"code": "TOKEN_MISSING", "message": "an access token is required"}}
-        forged = await client.get("/api/svc/user/api/users/me", headers=_bearer("a.b.c"))
+        forged = await client.get("/api/svc/user/api/users/me", headers=authorization("a.b.c"))
         assert forged.status_code == 401
 
 
@@ -192,12 +179,12 @@ async def test_edge_auth_refuses_before_any_backend_call(
     gateway: GatewayUnderTest, echo_backend: EchoBackend
 ) -> None:
     before = _started(echo_backend, "WhoAmI")
-    for headers in ({}, _bearer("not-a-token"), {"Authorization": "Basic abc"}):
+    for headers in ({}, authorization("not-a-token"), {"Authorization": "Basic abc"}):
         reply = await gateway.client.get(f"{ECHO}/api/whoami", headers=headers)
         assert reply.status_code == 401
     assert _started(echo_backend, "WhoAmI") == before
-    pair = await _login(gateway.client)
-    me = await gateway.client.get(f"{ECHO}/api/whoami", headers=_bearer(pair["accessToken"]))
+    pair = await issue_tokens(gateway.client)
+    me = await gateway.client.get(f"{ECHO}/api/whoami", headers=authorization(pair["accessToken"]))
     assert me.status_code == 200
     assert me.json() == {"userId": pair["userId"]}
     assert _started(echo_backend, "WhoAmI") == before + 1
@@ -236,7 +223,7 @@ async def test_cors_preflight(gateway: GatewayUnderTest) -> None:
 
 
 async def test_sse_delivers_named_events_with_pings(gateway: GatewayUnderTest) -> None:
-    pair = await _login(gateway.client)
+    pair = await issue_tokens(gateway.client)
     url = f"{ECHO}/api/ticks"
     params = {"count": "3", "intervalMs": "300", "token": pair["accessToken"]}
     events: list[tuple[str, str]] = []
@@ -264,12 +251,12 @@ async def test_sse_without_token_is_refused(gateway: GatewayUnderTest) -> None:
 
 
 async def _logout(client: httpx.AsyncClient, access_token: str) -> None:
-    out = await client.post("/api/svc/auth/api/auth/logout", headers=_bearer(access_token))
+    out = await client.post("/api/svc/auth/api/auth/logout", headers=authorization(access_token))
     assert out.status_code == 200, out.text
 
 
 async def test_an_open_sse_stream_ends_when_its_token_is_logged_out(gateway: GatewayUnderTest) -> None:
-    pair = await _login(gateway.client)
+    pair = await issue_tokens(gateway.client)
     params = {"count": "0", "token": pair["accessToken"]}  # a stream that never ends by itself
     events: list[tuple[str, str]] = []
 
@@ -292,7 +279,7 @@ async def test_an_open_sse_stream_ends_when_its_token_is_logged_out(gateway: Gat
 
 
 async def test_an_open_websocket_is_closed_when_its_token_is_logged_out(gateway: GatewayUnderTest) -> None:
-    pair = await _login(gateway.client)
+    pair = await issue_tokens(gateway.client)
     url = gateway.base_url.replace("http", "ws") + f"{ECHO}/ws/rooms/blue?token={pair['accessToken']}"
     async with websockets.connect(url) as socket:
         assert json.loads(await socket.recv())["type"] == "joined"
@@ -311,7 +298,7 @@ async def test_an_open_websocket_is_closed_when_its_token_is_logged_out(gateway:
 async def test_a_dropped_sse_client_ends_the_grpc_stream(
     gateway: GatewayUnderTest, echo_backend: EchoBackend
 ) -> None:
-    pair = await _login(gateway.client)
+    pair = await issue_tokens(gateway.client)
     labels = {
         "grpc_type": "server_stream",
         "grpc_service": "meshtest.v1.EchoService",
@@ -373,7 +360,7 @@ async def test_an_x_http_code_that_is_no_2xx_is_ignored(gateway: GatewayUnderTes
 async def test_websocket_opens_with_the_path_and_query_before_any_client_frame(
     gateway: GatewayUnderTest,
 ) -> None:
-    pair = await _login(gateway.client)
+    pair = await issue_tokens(gateway.client)
     url = (
         gateway.base_url.replace("http", "ws")
         + f"{ECHO}/ws/rooms/green?text=hello&token={pair['accessToken']}"
@@ -389,7 +376,7 @@ async def test_websocket_opens_with_the_path_and_query_before_any_client_frame(
 
 
 async def test_websocket_round_trip(gateway: GatewayUnderTest) -> None:
-    pair = await _login(gateway.client)
+    pair = await issue_tokens(gateway.client)
     url = gateway.base_url.replace("http", "ws") + f"{ECHO}/ws/rooms/blue?token={pair['accessToken']}"
     async with websockets.connect(url) as socket:
         joined = json.loads(await socket.recv())
@@ -404,10 +391,10 @@ async def test_websocket_round_trip(gateway: GatewayUnderTest) -> None:
 
 
 async def test_a_plain_request_to_a_websocket_route_is_told_to_upgrade(gateway: GatewayUnderTest) -> None:
-    pair = await _login(gateway.client)
+    pair = await issue_tokens(gateway.client)
     for verb in ("GET", "POST"):
         reply = await gateway.client.request(
-            verb, f"{ECHO}/ws/rooms/blue", headers={"Authorization": f"Bearer {pair['accessToken']}"}
+            verb, f"{ECHO}/ws/rooms/blue", headers=authorization(pair["accessToken"])
         )
         if verb == "POST":  # the route is GET only: another verb is a 405 as anywhere else
             assert reply.status_code == 405, reply.text

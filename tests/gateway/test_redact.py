@@ -32,7 +32,7 @@ from devstack import StackInfo
 from devstack.supervisor import ServiceSpec, build_service_env
 from gateway.redact import REDACTED, TokenRedactor, redact, redact_uvicorn_logs
 from mesh import JsonFormatter
-from tests.conftest import STACK_ENV
+from tests.support import STACK_ENV, login
 
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.c2lnbmF0dXJl"
 
@@ -174,11 +174,7 @@ def _free_port() -> int:
 async def test_a_socket_token_is_not_in_the_gateway_process_log(gateway_process: tuple[str, Path]) -> None:
     gateway, log = gateway_process
     async with httpx.AsyncClient(base_url=gateway, timeout=10, trust_env=False) as client:
-        reply = await client.post(
-            "/api/svc/auth/api/test/token", json={"email": f"redact-{uuid.uuid4().hex[:8]}@example.com"}
-        )
-        assert reply.status_code == 200, reply.text
-        token = reply.json()["accessToken"]
+        token = (await login(client, "redact")).token
     project = uuid.uuid4()
     path = f"/api/svc/board/ws/project/{project}"
     url = gateway.replace("http://", "ws://") + f"{path}?token={token}"

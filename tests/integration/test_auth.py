@@ -21,8 +21,7 @@ from wealist.user.v1 import internal_pb2, internal_pb2_grpc, user_pb2, user_pb2_
 
 from services.auth.keys import KeyRing
 from services.auth.tokens import TokenIssuer
-from tests.conftest import Mesh
-from tests.integration.helpers import auth_stub, bearer, error_reason, field_violations, login, unique_email
+from tests.support import Mesh, auth_stub, bearer, error_reason, field_violations, rpc_login, unique_email
 
 ISSUER = "wealist-auth-service"
 
@@ -48,9 +47,9 @@ def _ring(mesh: Mesh) -> KeyRing:
 
 async def test_test_login_creates_the_user_once(mesh: Mesh) -> None:
     email = unique_email("once")
-    first = await login(mesh, email)
-    again = await login(mesh, email.upper())
-    other = await login(mesh)
+    first = await rpc_login(mesh, email)
+    again = await rpc_login(mesh, email.upper())
+    other = await rpc_login(mesh)
     assert first.user_id == again.user_id
     assert other.user_id != first.user_id
     internal = internal_pb2_grpc.UserInternalServiceStub(mesh.channel("user", as_workload="auth"))
@@ -62,7 +61,7 @@ async def test_test_login_creates_the_user_once(mesh: Mesh) -> None:
 
 
 async def test_issued_tokens_verify_against_the_published_jwks(mesh: Mesh) -> None:
-    pair = await login(mesh)
+    pair = await rpc_login(mesh)
     jwks = await auth_stub(mesh).GetJwks(auth_pb2.GetJwksRequest())
     keys = KeySet.import_key_set(MessageToDict(jwks, preserving_proto_field_name=True))  # type: ignore[arg-type]
     for token, kind in ((pair.access_token, "access"), (pair.refresh_token, "refresh")):
@@ -81,7 +80,7 @@ async def test_issued_tokens_verify_against_the_published_jwks(mesh: Mesh) -> No
 
 
 async def test_refresh_rotates_and_the_old_refresh_token_is_refused(mesh: Mesh) -> None:
-    pair = await login(mesh)
+    pair = await rpc_login(mesh)
     auth = auth_stub(mesh)
     renewed = await auth.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token=pair.refresh_token))
     assert renewed.user_id == pair.user_id
@@ -95,7 +94,7 @@ async def test_refresh_rotates_and_the_old_refresh_token_is_refused(mesh: Mesh) 
 
 
 async def test_concurrent_refreshes_of_one_token_give_one_new_pair(mesh: Mesh) -> None:
-    pair = await login(mesh)
+    pair = await rpc_login(mesh)
     auth = auth_stub(mesh)
     request = auth_pb2.RefreshTokenRequest(refresh_token=pair.refresh_token)
     results = await asyncio.gather(*(auth.RefreshToken(request) for _ in range(8)), return_exceptions=True)
@@ -103,7 +102,7 @@ async def test_concurrent_refreshes_of_one_token_give_one_new_pair(mesh: Mesh) -
 
 
 async def test_logout_revokes_the_token_in_every_service(mesh: Mesh) -> None:
-    pair = await login(mesh)
+    pair = await rpc_login(mesh)
     auth = auth_stub(mesh)
     await auth.Logout(
         auth_pb2.LogoutRequest(refresh_token=pair.refresh_token), metadata=bearer(pair.access_token)
@@ -123,7 +122,7 @@ async def test_logout_revokes_the_token_in_every_service(mesh: Mesh) -> None:
 
 
 async def test_validate_token_returns_the_claims(mesh: Mesh) -> None:
-    pair = await login(mesh)
+    pair = await rpc_login(mesh)
     claims = await auth_stub(mesh, as_workload="board").ValidateToken(
         auth_pb2.ValidateTokenRequest(token=pair.access_token)
     )
@@ -164,7 +163,7 @@ def _bad_tokens(mesh: Mesh, pair: auth_pb2.IssueTestTokenResponse) -> dict[str, 
 
 
 async def test_bad_tokens_are_refused_by_auth_and_by_other_services(mesh: Mesh) -> None:
-    pair = await login(mesh)
+    pair = await rpc_login(mesh)
     validator = auth_stub(mesh, as_workload="board")
     for name, (token, reason) in _bad_tokens(mesh, pair).items():
         with pytest.raises(grpc.aio.AioRpcError) as by_user:
@@ -178,7 +177,7 @@ async def test_bad_tokens_are_refused_by_auth_and_by_other_services(mesh: Mesh) 
 
 
 async def test_access_token_is_not_a_refresh_token(mesh: Mesh) -> None:
-    pair = await login(mesh)
+    pair = await rpc_login(mesh)
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await auth_stub(mesh).RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token=pair.access_token))
     assert error_reason(refused.value) == "TOKEN_WRONG_TYPE"
@@ -192,7 +191,7 @@ async def test_a_user_method_without_a_token_is_refused(mesh: Mesh) -> None:
 
 
 async def test_check_token_always_answers(mesh: Mesh) -> None:
-    pair = await login(mesh)
+    pair = await rpc_login(mesh)
     auth = auth_stub(mesh)
     good = await auth.CheckToken(auth_pb2.CheckTokenRequest(token=pair.access_token))
     assert good.valid
@@ -222,7 +221,7 @@ async def test_bad_input_names_the_field(mesh: Mesh) -> None:
 
 
 async def test_test_login_for_an_existing_user_id(mesh: Mesh) -> None:
-    pair = await login(mesh)
+    pair = await rpc_login(mesh)
     again = await auth_stub(mesh).IssueTestToken(auth_pb2.IssueTestTokenRequest(user_id=pair.user_id))
     assert again.user_id == pair.user_id
 
@@ -235,7 +234,7 @@ async def test_dev_oauth_lands_on_the_web_callback_with_tokens(mesh: Mesh) -> No
     assert f"{landing.scheme}://{landing.netloc}{landing.path}" == "http://localhost:8088/oauth/callback"
     query = {key: values[0] for key, values in parse_qs(landing.query).items()}
     assert set(query) == {"accessToken", "refreshToken", "userId"}
-    same = await login(mesh, email)
+    same = await rpc_login(mesh, email)
     assert query["userId"] == same.user_id
     me = await _users(mesh).GetMyUser(user_pb2.GetMyUserRequest(), metadata=bearer(query["accessToken"]))
     assert me.user.email == email

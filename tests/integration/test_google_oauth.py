@@ -28,8 +28,7 @@ from wealist.user.v1 import user_pb2, user_pb2_grpc
 
 from devstack import StackInfo
 from mesh import open_channel
-from tests.conftest import Mesh
-from tests.integration.helpers import ExtraService, bearer, extra_service, unique_email
+from tests.support import ExtraService, Mesh, bearer, extra_service, unique_email
 
 CLIENT_ID = "wealist-test.apps.googleusercontent.com"
 CLIENT_SECRET = "fake-google-client-secret"

@@ -26,8 +26,7 @@ from wealist.user.v1 import internal_pb2, internal_pb2_grpc, user_pb2, user_pb2_
 
 from devstack import StackInfo
 from mesh import spiffe_id
-from tests.conftest import Mesh
-from tests.integration.helpers import ExtraService, error_reason, extra_service, unique_email
+from tests.support import ExtraService, Mesh, error_reason, extra_service, unique_email
 
 SIDECAR = spiffe_id("user")
 

@@ -17,10 +17,9 @@ import pytest
 
 from devstack import StackInfo
 from mesh import peek_header
-from tests.board.support import BOARD, USER, client, login, project, workspace
+from tests.support import BOARD, USER, login, project, workspace
 
 pytestmark = pytest.mark.asyncio
-__all__ = ["client"]
 
 
 def _rotate(stack: StackInfo) -> str:

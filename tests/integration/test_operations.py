@@ -14,7 +14,7 @@ from wealist.auth.v1 import auth_pb2, auth_pb2_grpc
 
 from devstack import StackInfo
 from mesh import pki_paths
-from tests.conftest import Mesh
+from tests.support import Mesh
 
 
 def _grpcurl(stack: StackInfo, workload: str, service: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -23,8 +23,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from devstack import StackInfo, pick_port_offset, run_stack
-from tests.board.support import call, login, project, workspace
-from tests.conftest import STACK_ENV, _append
+from tests.support import STACK_ENV, append_line, call, login, project, workspace
 
 SERVER = trace_pb2.Span.SpanKind.SPAN_KIND_SERVER
 
@@ -117,7 +116,7 @@ def traced_stack(
     with (
         (state / "services.log").open("a", encoding="utf-8") as log,
         run_stack(
-            state, pick_port_offset(), env, environ=environ, output=lambda line: _append(log, line)
+            state, pick_port_offset(), env, environ=environ, output=lambda line: append_line(log, line)
         ) as info,
     ):
         yield info

@@ -8,8 +8,7 @@ from wealist.auth.v1 import auth_pb2, auth_pb2_grpc
 from wealist.user.v1 import internal_pb2, internal_pb2_grpc
 
 from mesh import ensure_dev_pki, load_tls, open_channel
-from tests.conftest import Mesh
-from tests.integration.helpers import error_reason, unique_email
+from tests.support import Mesh, error_reason, unique_email
 
 pytestmark = pytest.mark.asyncio
 

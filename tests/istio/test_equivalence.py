@@ -38,9 +38,8 @@ from devstack import StackInfo
 from gateway.mounts import GATEWAY_WORKLOAD
 from mesh import DEBUG_WORKLOAD, WORKLOADS, ensure_dev_pki, method_access, services_of, spiffe_id
 from mesh import UserAuth as MeshUserAuth
-from tests.conftest import Mesh
-from tests.integration.helpers import auth_stub, unique_email
 from tests.istio.authz import Request, decide
+from tests.support import Mesh, auth_stub, bearer, unique_email
 from tools.istio import render
 from tools.policy import Layout, jwt_issuer
 
@@ -292,7 +291,7 @@ async def test_istio_and_the_app_agree_for_every_method_and_identity(
             request_principal, claims = None, {}
             if target.needs_user:
                 login = await tokens.for_call(identity, target)
-                metadata = (("authorization", f"Bearer {login.access_token}"),)
+                metadata = bearer(login.access_token)
                 request_principal, claims = f"{jwt_issuer()}/{login.user_id}", {"type": "access"}
             labels, port = _pod(files, target.workload)
             expected = decide(

@@ -22,7 +22,7 @@ from mesh import (
     method_access,
     workload_of,
 )
-from tests.gateway.conftest import compile_echo, import_echo
+from tests.support.echo import compile_echo, import_echo
 from tools.manifests import (
     S3_CREDENTIALS,
     SAFE_RETRY_ON,

@@ -36,7 +36,7 @@ from mesh._tokens import (
 )
 from services.auth.keys import KeyRing
 from services.auth.tokens import TokenIssuer
-from tests.token_support import CountingJwks, FakeClock
+from tests.support import CountingJwks, FakeClock
 
 ISSUER = "wealist-auth-service"
 USER = "5f0c2a52-9d57-4d2c-9a43-0d3b1f1f8a11"

@@ -1,4 +1,4 @@
-"""What the notification tests share: logins, events, an SSE reader and /metrics samples."""
+"""What the notification tests share: events, an SSE reader and /metrics samples (people: tests.support)."""
 
 from __future__ import annotations
 
@@ -16,35 +16,9 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from wealist.noti.v1 import internal_pb2, internal_pb2_grpc
 
-from tests.conftest import Mesh
+from tests.support import NOTI, Mesh
 
-NOTI = "/api/svc/noti"
 STREAM = f"{NOTI}/api/notifications/stream"
-
-
-@dataclass(frozen=True, slots=True)
-class Person:
-    """A logged-in user of the test."""
-
-    user_id: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    def in_workspace(self, workspace_id: str) -> dict[str, str]:
-        return {**self.headers, "X-Workspace-Id": workspace_id}
-
-
-async def login(client: httpx.AsyncClient) -> Person:
-    """A fresh user through the gateway's test login."""
-    reply = await client.post(
-        "/api/svc/auth/api/test/token", json={"email": f"noti-{uuid.uuid4().hex[:10]}@example.com"}
-    )
-    assert reply.status_code == 200, reply.text
-    body = reply.json()
-    return Person(body["userId"], body["accessToken"])
 
 
 def internal_stub(

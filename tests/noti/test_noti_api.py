@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import grpc
 import httpx
 import pytest
-import pytest_asyncio
 from wealist.noti.v1 import internal_pb2
 
-from devstack import StackInfo
-from tests.conftest import Mesh
-from tests.integration.helpers import field_violations
-from tests.noti.support import NOTI, Person, create, event, internal_stub, login
+from tests.noti.support import create, event, internal_stub
+from tests.support import NOTI, Mesh, Person, field_violations, login
 
 LIST = f"{NOTI}/api/notifications"
 COUNT = f"{NOTI}/api/notifications/unread-count"
 READ_ALL = f"{NOTI}/api/notifications/read-all"
-
-
-@pytest_asyncio.fixture
-async def client(stack: StackInfo) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of the real gateway process."""
-    async with httpx.AsyncClient(base_url=stack.services["gateway"].http_base, timeout=10) as http:
-        yield http
 
 
 async def _count(client: httpx.AsyncClient, person: Person, workspace: str | None = None) -> int:

@@ -22,12 +22,10 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import httpx
-import pytest_asyncio
 
 from devstack import StackInfo
-from tests.conftest import Mesh
-from tests.integration.helpers import extra_service, in_process_gateway
-from tests.noti.support import STREAM, SseClient, create, event, login, metric, streams, wait_metric
+from tests.noti.support import STREAM, SseClient, create, event, metric, streams, wait_metric
+from tests.support import Mesh, extra_service, in_process_gateway, login
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +38,6 @@ MEMORY_BOUND = 40 * 1024 * 1024
 DELIVERY_BOUND = 5.0
 SUBSCRIBERS = "noti_stream_subscribers"
 CHANNELS = "noti_stream_channels"
-
-
-@pytest_asyncio.fixture
-async def client(stack: StackInfo) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of the real gateway process."""
-    async with httpx.AsyncClient(base_url=stack.services["gateway"].http_base, timeout=10) as http:
-        yield http
 
 
 def _summary(values: list[float]) -> str:

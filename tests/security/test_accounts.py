@@ -23,29 +23,27 @@ import pytest
 from wealist.board.v1 import project_pb2, project_pb2_grpc
 from wealist.user.v1 import internal_pb2, internal_pb2_grpc, user_pb2, user_pb2_grpc
 
-from tests.board.support import BOARD, USER, Person, client, login, project, workspace
-from tests.conftest import Mesh
-from tests.integration.helpers import bearer, error_reason
+from tests.support import (
+    AUTH,
+    BOARD,
+    USER,
+    Mesh,
+    Person,
+    authorization,
+    bearer,
+    error_reason,
+    issue_tokens,
+    login,
+    project,
+    refresh,
+    workspace,
+)
 
 pytestmark = pytest.mark.asyncio
-__all__ = ["client"]
-
-AUTH = "/api/svc/auth"
 
 
 def _code(reply: httpx.Response) -> Any:
     return reply.json()["error"]["code"]
-
-
-async def _test_login(client: httpx.AsyncClient, email: str) -> dict[str, str]:
-    reply = await client.post(f"{AUTH}/api/test/token", json={"email": email})
-    assert reply.status_code == 200, reply.text
-    body: dict[str, str] = reply.json()
-    return body
-
-
-async def _refresh(client: httpx.AsyncClient, refresh_token: str) -> httpx.Response:
-    return await client.post(f"{AUTH}/api/auth/refresh", json={"refreshToken": refresh_token})
 
 
 # --- logout ends the session ----------------------------------------------------------------------------
@@ -57,20 +55,18 @@ async def test_logout_with_only_the_bearer_token_ends_the_whole_session(
     owner = await login(client, "logout")
     workspace_id = await workspace(client, owner)
     project_id = (await project(client, owner, workspace_id))["projectId"]
-    first = await _test_login(client, owner.email)
-    rotated = await _refresh(client, first["refreshToken"])
+    first = await issue_tokens(client, owner.email)
+    rotated = await refresh(client, first["refreshToken"])
     assert rotated.status_code == 200, rotated.text
     session = rotated.json()
-    other_device = await _test_login(client, owner.email)
+    other_device = await issue_tokens(client, owner.email)
 
     # Exactly what the web client sends: the access token, no body.
-    out = await client.post(
-        f"{AUTH}/api/auth/logout", headers={"Authorization": f"Bearer {session['accessToken']}"}
-    )
+    out = await client.post(f"{AUTH}/api/auth/logout", headers=authorization(session["accessToken"]))
     assert out.status_code == 200, out.text
 
     # The refresh token of the session no longer refreshes ...
-    refused = await _refresh(client, session["refreshToken"])
+    refused = await refresh(client, session["refreshToken"])
     assert refused.status_code == 401, refused.text
     assert _code(refused) == "SESSION_ENDED"
     # ... and the session's earlier access token, never presented to logout, is refused at the edge ...
@@ -93,11 +89,9 @@ async def test_logout_with_only_the_bearer_token_ends_the_whole_session(
     assert by_user.value.code() is grpc.StatusCode.UNAUTHENTICATED
 
     # Another login of the same account is another session: untouched.
-    me = await client.get(
-        f"{USER}/api/users/me", headers={"Authorization": f"Bearer {other_device['accessToken']}"}
-    )
+    me = await client.get(f"{USER}/api/users/me", headers=authorization(other_device["accessToken"]))
     assert me.status_code == 200, me.text
-    renewed = await _refresh(client, other_device["refreshToken"])
+    renewed = await refresh(client, other_device["refreshToken"])
     assert renewed.status_code == 200, renewed.text
 
 
@@ -137,7 +131,7 @@ async def test_an_email_cannot_be_typed_in_so_its_real_owner_gets_an_account_of_
     )
     assert early.status_code == 404, early.text
     # ... who then gets an account of their own, which the invitation reaches.
-    first_login = await _test_login(client, newhire)
+    first_login = await issue_tokens(client, newhire)
     assert first_login["userId"] != attacker.user_id
     invited = await client.post(
         f"{USER}/api/workspaces/{workspace_id}/members/invite", headers=owner.headers, json={"email": newhire}
@@ -199,7 +193,7 @@ async def test_closing_by_is_active_false_locks_the_account_out_like_delete(
     person = await login(client, "inactive")
     workspace_id = await workspace(client, person)
     project_id = (await project(client, person, workspace_id))["projectId"]
-    second = await _test_login(client, person.email)
+    second = await issue_tokens(client, person.email)
 
     closed = await client.put(
         f"{USER}/api/users/{person.user_id}", headers=person.headers, json={"isActive": False}
@@ -221,7 +215,7 @@ async def test_closing_by_is_active_false_locks_the_account_out_like_delete(
             project_pb2.GetProjectRequest(project_id=project_id), metadata=bearer(person.token)
         )
     assert error_reason(by_board.value) == "ACCOUNT_CLOSED"
-    refused = await _refresh(client, second["refreshToken"])
+    refused = await refresh(client, second["refreshToken"])
     assert refused.status_code == 401, refused.text
     assert _code(refused) == "ACCOUNT_CLOSED"
 
@@ -290,8 +284,8 @@ async def test_a_closed_google_account_is_not_restored_over_the_account_its_goog
         return str(reply.user_id)
 
     first = await google(_address("before"))
-    tokens = await client.post(f"{AUTH}/api/test/token", json={"userId": first})
-    headers = {"Authorization": f"Bearer {tokens.json()['accessToken']}"}
+    tokens = await issue_tokens(client, user_id=first)
+    headers = authorization(tokens["accessToken"])
     closed = await client.delete(f"{USER}/api/users/me", headers=headers)
     assert closed.status_code == 200, closed.text
     # The same Google account logs in again (with a new address at Google): a new account.

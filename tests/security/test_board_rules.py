@@ -21,9 +21,18 @@ from wealist.board.v1 import events_pb2, events_pb2_grpc, project_pb2, project_p
 from devstack import StackInfo
 from services.board import events
 from services.board.projects.service import current_project_key
-from tests.board.support import BOARD, USER, Person, call, join_project, project, remove_from_workspace, team
-from tests.conftest import Mesh
-from tests.integration.helpers import bearer
+from tests.support import (
+    BOARD,
+    USER,
+    Mesh,
+    Person,
+    bearer,
+    call,
+    join_project,
+    project,
+    remove_from_workspace,
+    team,
+)
 
 
 async def _refused(

@@ -30,6 +30,7 @@ from gateway.mounts import API_PREFIX
 from gateway.routing import Route, build_routes
 from gateway.template import Literal, Variable, Wildcard
 from mesh import UserAuth, all_services
+from tests.support import login
 
 ROUTES = build_routes(all_services())
 DEEP_JSON = "[" * 5000 + "]" * 5000
@@ -166,15 +167,6 @@ def _check(reply_status: int, content_type: str, body: bytes, where: str) -> Non
         assert {"code", "message"} <= set(document["error"]), f"{where}: {document}"
 
 
-async def _login(client: httpx.AsyncClient) -> str:
-    reply = await client.post(
-        "/api/svc/auth/api/test/token", json={"email": f"probe-{uuid.uuid4().hex[:12]}@example.com"}
-    )
-    assert reply.status_code == 200, reply.text
-    token: str = reply.json()["accessToken"]
-    return token
-
-
 async def _send(
     client: httpx.AsyncClient, token: str, name: str, route: Route, attempt: Attempt
 ) -> str | None:
@@ -216,7 +208,11 @@ async def test_no_route_answers_malformed_input_with_a_5xx(stack: StackInfo) -> 
         base_url=stack.services["gateway"].http_base, timeout=20, limits=limits
     ) as client:
         # One user per route: a case that deletes its account or logs it out spoils no other route.
-        tokens = {id(route): await _login(client) for route in ROUTES if route.user is not UserAuth.REFUSED}
+        tokens = {
+            id(route): (await login(client, "probe")).token
+            for route in ROUTES
+            if route.user is not UserAuth.REFUSED
+        }
 
         async def one(name: str, route: Route, attempt: Attempt) -> None:
             async with gate:
@@ -249,11 +245,12 @@ async def _socket_outcome(url: str, frames: list[str | bytes]) -> tuple[str, int
 
 
 @pytest.mark.parametrize("route", WEBSOCKET_ROUTES, ids=lambda route: route.label)
-async def test_no_socket_fails_on_malformed_input(stack: StackInfo, route: Route) -> None:
+async def test_no_socket_fails_on_malformed_input(
+    stack: StackInfo, client: httpx.AsyncClient, route: Route
+) -> None:
     """A socket with a bad path closes with a 4xxx code; a bad frame is answered, never a crash (1011)."""
     base = stack.services["gateway"].http_base.replace("http", "ws", 1)
-    async with httpx.AsyncClient(base_url=stack.services["gateway"].http_base, timeout=10) as client:
-        token = await _login(client)
+    token = (await login(client, "probe")).token
     bad_path = await _socket_outcome(f"{base}{_path(route, '%c0')}?token={token}", [])
     assert bad_path == ("closed", 4400)
     frames: list[str | bytes] = [DEEP_JSON, "{nope", b"\xff"]

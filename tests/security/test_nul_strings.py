@@ -15,12 +15,7 @@ import pytest
 from wealist.noti.v1 import internal_pb2, internal_pb2_grpc
 from wealist.user.v1 import user_pb2, user_pb2_grpc
 
-from tests.board.support import BOARD, USER, client, login, team
-from tests.conftest import Mesh
-from tests.integration.helpers import bearer, field_violations
-from tests.integration.helpers import login as grpc_login
-
-__all__ = ["client"]
+from tests.support import BOARD, USER, Mesh, bearer, field_violations, login, rpc_login, team
 
 
 async def test_the_gateway_answers_400_naming_the_field(client: httpx.AsyncClient) -> None:
@@ -42,7 +37,7 @@ async def test_the_gateway_answers_400_naming_the_field(client: httpx.AsyncClien
 
 
 async def test_grpc_answers_invalid_argument_naming_the_field(mesh: Mesh) -> None:
-    tokens = await grpc_login(mesh)
+    tokens = await rpc_login(mesh)
     users = user_pb2_grpc.UserServiceStub(mesh.channel("user"))
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await users.CreateWorkspace(

@@ -17,9 +17,7 @@ import httpx
 import pytest
 
 from devstack import StackInfo
-from tests.board.support import USER, Person, Team, call, client, team
-
-__all__ = ["client"]
+from tests.support import USER, Person, Team, call, team
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00"  # the 10 bytes the slot is declared for
 HTML = b"<html><script>alert(document.cookie)</script></html>" + b" " * (5 * 1024 * 1024)

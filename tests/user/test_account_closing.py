@@ -16,21 +16,25 @@ import httpx
 import pytest
 from wealist.board.v1 import project_pb2, project_pb2_grpc
 
-from tests.board.support import BOARD, USER, Person, client, login, project, workspace
-from tests.conftest import Mesh
+from tests.support import (
+    BOARD,
+    NOTI,
+    USER,
+    Mesh,
+    Person,
+    bearer,
+    issue_tokens,
+    login,
+    project,
+    refresh,
+    workspace,
+)
 
 pytestmark = pytest.mark.asyncio
-__all__ = ["client"]
-
-NOTI = "/api/svc/noti"
 
 
 def _error_code(reply: httpx.Response) -> Any:
     return reply.json()["error"]["code"]
-
-
-async def _refresh(client: httpx.AsyncClient, refresh_token: str) -> httpx.Response:
-    return await client.post("/api/svc/auth/api/auth/refresh", json={"refreshToken": refresh_token})
 
 
 async def _locked_out(client: httpx.AsyncClient, who: Person, project_id: str) -> None:
@@ -63,7 +67,7 @@ async def test_a_deleted_account_is_locked_out_everywhere_until_it_is_restored(
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await board.GetProject(
             project_pb2.GetProjectRequest(project_id=project_id),
-            metadata=(("authorization", f"Bearer {alice.token}"),),
+            metadata=bearer(alice.token),
             timeout=5,
         )
     assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
@@ -88,22 +92,21 @@ async def test_a_deleted_account_is_locked_out_everywhere_until_it_is_restored(
 async def test_a_deleted_account_gets_no_new_tokens_until_it_is_restored(client: httpx.AsyncClient) -> None:
     person = await login(client, "refresher")
     # A second test login with the same e-mail: the same account, and a refresh token this time.
-    reply = await client.post("/api/svc/auth/api/test/token", json={"email": person.email})
-    body = reply.json()
+    body = await issue_tokens(client, person.email)
     assert body["userId"] == person.user_id
     refresh_token = body["refreshToken"]
     deleted = await client.delete(f"{USER}/api/users/me", headers=person.headers)
     assert deleted.status_code == 200, deleted.text
 
     # A failed refresh is what makes the web client log out (contract: web-client.md).
-    refused = await _refresh(client, refresh_token)
+    refused = await refresh(client, refresh_token)
     assert refused.status_code == 401, refused.text
     assert _error_code(refused) == "ACCOUNT_CLOSED"
 
     restored = await client.put(f"{USER}/api/users/{person.user_id}/restore", headers=person.headers)
     assert restored.status_code == 200, restored.text
     # The refused refresh did not use the token up: it works again once the account is back.
-    renewed = await _refresh(client, refresh_token)
+    renewed = await refresh(client, refresh_token)
     assert renewed.status_code == 200, renewed.text
     fresh = Person(person.user_id, person.email, renewed.json()["accessToken"])
     me = await client.get(f"{USER}/api/users/me", headers=fresh.headers)

@@ -15,10 +15,7 @@ from devstack import StackInfo
 from mesh import Database
 from services.user.models import Attachment
 from services.user.settings import UserSettings
-from tests.board.support import USER, Person, client, login
-from tests.integration.helpers import extra_service
-
-__all__ = ["client"]
+from tests.support import USER, Person, extra_service, login
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 

@@ -3,45 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import httpx
 import pytest
-import pytest_asyncio
 from wealist.user.v1 import internal_pb2, internal_pb2_grpc
 
-from devstack import StackInfo
-from tests.conftest import Mesh
+from tests.support import USER, Mesh, Person, login
 
-USER = "/api/svc/user"
 ZERO = "00000000-0000-0000-0000-000000000000"
-
-
-@dataclass(frozen=True, slots=True)
-class Person:
-    """A logged-in user of the test."""
-
-    user_id: str
-    email: str
-    headers: dict[str, str]
-
-
-@pytest_asyncio.fixture
-async def client(stack: StackInfo) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of the real gateway process."""
-    async with httpx.AsyncClient(base_url=stack.services["gateway"].http_base, timeout=10) as http:
-        yield http
-
-
-async def _login(client: httpx.AsyncClient, prefix: str = "u") -> Person:
-    email = f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
-    reply = await client.post("/api/svc/auth/api/test/token", json={"email": email})
-    assert reply.status_code == 200, reply.text
-    body = reply.json()
-    return Person(body["userId"], email, {"Authorization": f"Bearer {body['accessToken']}"})
 
 
 async def _call(
@@ -71,9 +42,9 @@ async def _member_id(client: httpx.AsyncClient, workspace_id: str, viewer: Perso
 
 async def test_the_web_clients_journey(client: httpx.AsyncClient) -> None:
     owner, joiner, invitee = (
-        await _login(client, "own"),
-        await _login(client, "join"),
-        await _login(client, "inv"),
+        await login(client, "own"),
+        await login(client, "join"),
+        await login(client, "inv"),
     )
     name = f"Journey {uuid.uuid4().hex[:8]}"
     wid = await _workspace(client, owner, name, workspaceDescription="-")
@@ -197,10 +168,10 @@ async def test_the_web_clients_journey(client: httpx.AsyncClient) -> None:
 
 async def test_roles_are_enforced(client: httpx.AsyncClient) -> None:
     owner, admin, member, outsider = (
-        await _login(client, "own"),
-        await _login(client, "adm"),
-        await _login(client, "mem"),
-        await _login(client, "out"),
+        await login(client, "own"),
+        await login(client, "adm"),
+        await login(client, "mem"),
+        await login(client, "out"),
     )
     wid = await _workspace(client, owner)
     for person in (admin, member):
@@ -255,7 +226,7 @@ async def test_roles_are_enforced(client: httpx.AsyncClient) -> None:
     )
 
     # The admin cap: four ADMINs at most.
-    extra = [await _login(client, f"x{i}") for i in range(4)]
+    extra = [await login(client, f"x{i}") for i in range(4)]
     for person in extra:
         await _call(
             client,
@@ -289,7 +260,7 @@ async def test_roles_are_enforced(client: httpx.AsyncClient) -> None:
 
 
 async def test_bad_input_names_the_field(client: httpx.AsyncClient) -> None:
-    person = await _login(client, "bad")
+    person = await login(client, "bad")
     wid = await _workspace(client, person)
     cases: list[tuple[str, str, dict[str, Any], dict[str, str], str]] = [
         ("POST", "/api/workspaces/create", {"workspaceName": "  "}, {}, "workspaceName"),
@@ -331,7 +302,7 @@ async def test_bad_input_names_the_field(client: httpx.AsyncClient) -> None:
 
 
 async def test_profile_picture_upload_flow(client: httpx.AsyncClient) -> None:
-    person, other = await _login(client, "pic"), await _login(client, "pic2")
+    person, other = await login(client, "pic"), await login(client, "pic2")
     file = {"fileName": "me.png", "contentType": "image/png", "fileSize": 4}
     upload = await _call(client, "POST", "/api/profiles/me/image/presigned-url", person, json=file)
     assert upload["fileKey"].startswith(f"profiles/{person.user_id}/")
@@ -385,9 +356,9 @@ def _internal(mesh: Mesh, workload: str) -> internal_pb2_grpc.UserInternalServic
 
 async def test_internal_rpcs_answer_listed_workloads_only(client: httpx.AsyncClient, mesh: Mesh) -> None:
     owner, member, stranger = (
-        await _login(client, "io"),
-        await _login(client, "im"),
-        await _login(client, "is"),
+        await login(client, "io"),
+        await login(client, "im"),
+        await login(client, "is"),
     )
     wid = await _workspace(client, owner)
     await _call(

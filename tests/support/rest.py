@@ -1,32 +1,22 @@
-"""What the board tests share: logins, a workspace with members, calls through the real gateway."""
+"""Workspaces, projects and files through the real gateway, as the web client makes them.
+
+Board, user, security and integration tests all need a workspace with members, a project or an upload;
+they make them here, through the same routes, so a change of those routes is one change.
+"""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import pytest_asyncio
 
-from devstack import StackInfo
+from tests.support.people import Person, login
 
 BOARD = "/api/svc/board"
 USER = "/api/svc/user"
-
-
-@dataclass(frozen=True, slots=True)
-class Person:
-    """A logged-in user of the test."""
-
-    user_id: str
-    email: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
+NOTI = "/api/svc/noti"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,22 +29,6 @@ class Team:
     bob: Person
     outsider: Person
     other_workspace_id: str
-
-
-@pytest_asyncio.fixture
-async def client(stack: StackInfo) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client of the real gateway process."""
-    async with httpx.AsyncClient(base_url=stack.services["gateway"].http_base, timeout=15) as http:
-        yield http
-
-
-async def login(client: httpx.AsyncClient, prefix: str = "b") -> Person:
-    """A fresh user through the gateway's test login."""
-    email = f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
-    reply = await client.post("/api/svc/auth/api/test/token", json={"email": email})
-    assert reply.status_code == 200, reply.text
-    body = reply.json()
-    return Person(body["userId"], email, body["accessToken"])
 
 
 async def call(
