@@ -18,7 +18,8 @@ from mesh import Context, Forbidden, InvalidField, caller_id, parse_uuid
 from services.board.access import require_commenter, see_board, see_comment
 from services.board.attachments import service as attachments
 from services.board.attachments import servicer as attachment_api
-from services.board.boards import attachment_ids, comment_message, participants_of
+from services.board.boards.service import attachment_ids, participants_of
+from services.board.boards.servicer import comment_message
 from services.board.context import BoardContext
 from services.board.models import ENTITY_COMMENT, Comment
 from services.board.notify import BOARD_COMMENT_ADDED, Notifier

@@ -26,7 +26,8 @@ from mesh import (
     parse_uuids,
 )
 from services.board.access import NOT_BOARD_EDITOR, changes_board, require_board_editor, see_board
-from services.board.boards import participant_message, participant_rows, participants_of
+from services.board.boards.service import participant_rows, participants_of
+from services.board.boards.servicer import participant_message
 from services.board.context import BoardContext
 from services.board.models import Participant
 from services.board.notify import BOARD_PARTICIPANT_ADDED, Notifier
