@@ -15,7 +15,7 @@ from services.board.events import BoardEventServicer, ProjectHub
 from services.board.field_options.servicer import FieldOptionServicer
 from services.board.models import Attachment
 from services.board.notify import Notifier
-from services.board.participants import ParticipantServicer
+from services.board.participants.servicer import ParticipantServicer
 from services.board.projects.servicer import ProjectServicer
 from services.board.settings import BoardSettings
 
