@@ -8,7 +8,7 @@ from mesh import MembershipCache, ObjectStore, Runtime, load_settings, run
 from services.board import membership
 from services.board.attachments.servicer import AttachmentServicer
 from services.board.boards.servicer import BoardServicer
-from services.board.comments import CommentServicer
+from services.board.comments.servicer import CommentServicer
 from services.board.context import BoardContext
 from services.board.directory import Directory
 from services.board.events import BoardEventServicer, ProjectHub
