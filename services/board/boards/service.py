@@ -73,7 +73,7 @@ class Roles(Protocol):
         ...
 
 
-async def participant_rows(session: AsyncSession, board_ids: Sequence[uuid.UUID]) -> list[Participant]:
+async def participant_rows(session: AsyncSession, *, board_ids: Sequence[uuid.UUID]) -> list[Participant]:
     """The participants of the boards, in the order they were added (one query)."""
     if not board_ids:
         return []
@@ -86,11 +86,11 @@ async def participant_rows(session: AsyncSession, board_ids: Sequence[uuid.UUID]
 
 
 async def participants_of(
-    session: AsyncSession, board_ids: Sequence[uuid.UUID]
+    session: AsyncSession, *, board_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[uuid.UUID]]:
     """Participant user ids per board, in the order they were added (one query)."""
     found: dict[uuid.UUID, list[uuid.UUID]] = {board_id: [] for board_id in board_ids}
-    for row in await participant_rows(session, board_ids):
+    for row in await participant_rows(session, board_ids=board_ids):
         found[row.board_id].append(row.user_id)
     return found
 
@@ -121,7 +121,7 @@ _PROJECT_AND_OPTIONS = (
 
 
 async def project_and_options(
-    session: AsyncSession, project_id: uuid.UUID
+    session: AsyncSession, *, project_id: uuid.UUID
 ) -> tuple[uuid.UUID | None, fields.ProjectOptions]:
     """The project's workspace (``None`` when there is no such project) and its options."""
     connection = await session.connection()
@@ -369,7 +369,7 @@ class BoardEdit:
 
 
 async def replace_participants(
-    session: AsyncSession, board_id: uuid.UUID, current: Sequence[uuid.UUID], wanted: Sequence[uuid.UUID]
+    session: AsyncSession, *, board_id: uuid.UUID, current: Sequence[uuid.UUID], wanted: Sequence[uuid.UUID]
 ) -> list[uuid.UUID]:
     """Make the board's participants ``wanted``, keeping the rows (and the order) of those who stay."""
     removed = [person for person in current if person not in wanted]
@@ -446,7 +446,7 @@ class BoardDetail:
 async def board_detail(session: AsyncSession, *, board: Board) -> BoardDetail:
     """The board's options, participants, comments (oldest first) and the files of both."""
     options = await fields.project_options(session, board.project_id)
-    people = await participant_rows(session, [board.id])
+    people = await participant_rows(session, board_ids=[board.id])
     comments = list(
         (
             await session.exec(
@@ -501,7 +501,7 @@ async def update_board(
     before = snapshot(board)
     options = await fields.project_options(session, board.project_id)
     edit.apply(board, options)
-    current = (await participants_of(session, [board.id]))[board.id]
+    current = (await participants_of(session, board_ids=[board.id]))[board.id]
     added = [p for p in edit.participants if p not in current] if edit.participants is not None else []
     target = board.assignee_id
     if edit.assignee is not None:
@@ -515,7 +515,9 @@ async def update_board(
     )
     board.assignee_id = target
     if edit.participants is not None:
-        current = await replace_participants(session, board.id, current, edit.participants)
+        current = await replace_participants(
+            session, board_id=board.id, current=current, wanted=edit.participants
+        )
     board.updated_at = datetime.now(UTC)
     session.add(board)
     await session.flush()
@@ -582,5 +584,5 @@ async def move_board(
         board.custom_fields = stored
         board.updated_at = datetime.now(UTC)
         session.add(board)
-        people = (await participants_of(session, [board.id]))[board.id]
+        people = (await participants_of(session, board_ids=[board.id]))[board.id]
     return BoardMove(options=options, old_id=old_id, new_id=new_id, participants=people)

@@ -106,7 +106,7 @@ async def board_messages(
 ) -> list[board_pb2.Board]:
     """Boards of one project as messages: one query for participants, one for attachments."""
     ids = [board.id for board in boards]
-    people = await participants_of(session, ids)
+    people = await participants_of(session, board_ids=ids)
     files = await attachment_api.inline(session, ctx.store, ENTITY_BOARD, ids) if ids else {}
     return [
         board_message(board, project, options, people[board.id], files.get(board.id, [])) for board in boards
@@ -221,7 +221,7 @@ class BoardServicer(board_pb2_grpc.BoardServiceServicer):
         project_id = parse_uuid(request.project_id, field="projectId")
         wanted = fields.parse_filter(request.custom_fields)
         async with self.ctx.database.unit_of_work() as session:
-            found, options = await service.project_and_options(session, project_id)
+            found, options = await service.project_and_options(session, project_id=project_id)
             workspace_id = await require_member(self.ctx.directory, found, user)
             contains = None
             if wanted:

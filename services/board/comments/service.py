@@ -71,7 +71,7 @@ async def create_comment(
     store: ObjectStore,
 ) -> tuple[Comment, list[uuid.UUID]]:
     """Comment on a board the user may comment on, confirming its files; the board's participants too."""
-    people = (await participants_of(session, [board.id]))[board.id]
+    people = (await participants_of(session, board_ids=[board.id]))[board.id]
     require_commenter(seen, board, user_id, people)
     comment = Comment(board_id=board.id, user_id=user_id, content=content)
     session.add(comment)

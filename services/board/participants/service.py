@@ -52,7 +52,7 @@ async def add_participants(
 ) -> Added:
     """Add the workspace members among ``users`` who are not participants yet; INVALID_ARGUMENT if none."""
     roles = await directory.roles(seen.project.workspace_id, users)
-    current = set((await participants_of(session, [board.id]))[board.id])
+    current = set((await participants_of(session, board_ids=[board.id]))[board.id])
     results: list[tuple[uuid.UUID, str]] = []
     added: list[uuid.UUID] = []
     for person in users:
@@ -68,7 +68,7 @@ async def add_participants(
 
 async def list_participants(session: AsyncSession, *, board: Board) -> list[Participant]:
     """The board's participants in the order they were added."""
-    return await participant_rows(session, [board.id])
+    return await participant_rows(session, board_ids=[board.id])
 
 
 async def remove_participant(
