@@ -270,7 +270,7 @@ class BoardServicer(board_pb2_grpc.BoardServiceServicer):
                 assignee_id=assignee,
                 title=title,
                 content=content,
-                custom_fields=request.custom_fields,
+                custom_fields=dict(request.custom_fields),
                 start_date=start,
                 due_date=due,
                 participants=people,
