@@ -32,7 +32,7 @@ from sqlalchemy.engine import make_url
 
 from bench.load import Call, CpuMeter, HttpConnection, Result, concurrent
 from devstack import Stack, StackInfo, pick_port_offset
-from services.board import boards
+from services.board.boards import service as boards
 
 BOARD = "/api/svc/board"
 

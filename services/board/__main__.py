@@ -7,15 +7,15 @@ from pathlib import Path
 from mesh import MembershipCache, ObjectStore, Runtime, load_settings, run
 from services.board import membership
 from services.board.attachments.servicer import AttachmentServicer
-from services.board.boards import BoardServicer
-from services.board.comments import CommentServicer
+from services.board.boards.servicer import BoardServicer
+from services.board.comments.servicer import CommentServicer
 from services.board.context import BoardContext
 from services.board.directory import Directory
 from services.board.events import BoardEventServicer, ProjectHub
 from services.board.field_options.servicer import FieldOptionServicer
 from services.board.models import Attachment
 from services.board.notify import Notifier
-from services.board.participants import ParticipantServicer
+from services.board.participants.servicer import ParticipantServicer
 from services.board.projects.servicer import ProjectServicer
 from services.board.settings import BoardSettings
 

@@ -14,7 +14,7 @@ import inspect
 import pytest
 from wealist.board.v1 import attachment_pb2, board_pb2, events_pb2, field_option_pb2, project_pb2
 
-from tests.support.layout import ROOT, layer_violations
+from tests.support.layout import ROOT, imports_of, layer_violations, package_modules
 
 SERVICES = ROOT / "services"
 
@@ -59,3 +59,21 @@ def test_every_board_grpc_service_is_served_by_one_noun_that_main_registers() ->
             # The one serving it is a noun's servicer (services/board/<noun>/servicer.py) or, until
             # that noun is split, the noun's module.
             assert serving[0].__module__.startswith("services.board."), serving[0]
+
+
+# The outbox (gRPC to noti) and the socket events (protobuf) are the wire's: a domain function that sent
+# one would tie the service layer to them again, so only servicers (and the entry point wiring them) may.
+WIRE_SIDE = ("services.board.notify", "services.board.events")
+
+
+def test_only_servicers_notify_or_publish_events() -> None:
+    modules = package_modules(ROOT, "services.board")
+    offenders = sorted(
+        (name, wanted)
+        for name, path in modules.items()
+        if path.name != "servicer.py" and name not in {"services.board.__main__", *WIRE_SIDE}
+        for wanted in WIRE_SIDE
+        # ``from services.board import events`` counts as ``services.board.events`` too.
+        if any(found == wanted or found.startswith(wanted + ".") for found in imports_of(path, name))
+    )
+    assert offenders == []

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SESSION_MODULE = "sqlmodel.ext.asyncio.session"
 
 
-def _imports(path: Path, module: str) -> set[str]:
+def imports_of(path: Path, module: str) -> set[str]:
     """Every module ``path`` imports (``from x import y`` counts as ``x`` and ``x.y``), made absolute."""
     found: set[str] = set()
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
@@ -64,7 +64,7 @@ def layer_violations(package: str, root: Path = ROOT) -> list[tuple[str, str]]:
     ``servicer.py`` may import no SQL module itself (it calls ``service.py``, which does).
     """
     modules = package_modules(root, package)
-    direct = {name: _imports(path, name) for name, path in modules.items()}
+    direct = {name: imports_of(path, name) for name, path in modules.items()}
     found: set[tuple[str, str]] = set()
     for name, path in modules.items():
         relative = path.relative_to(root).as_posix()
