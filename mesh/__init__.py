@@ -82,6 +82,7 @@ from mesh._tokens import (
     revoke_once,
     session_ended_key,
 )
+from mesh._tracing import ENDPOINT_VARIABLE as OTLP_ENDPOINT_VARIABLE
 from mesh._tracing import current_traceparent, server_span, setup_tracing, shutdown_tracing, tracer
 from mesh._uploads import remove_expired_uploads, sweep_expired_uploads, sweep_uploads_forever
 
@@ -92,6 +93,7 @@ __all__ = [
     "HTTP_PORT_OFFSET",
     "JWT_ALGORITHM",
     "OFF_IN_PRODUCTION",
+    "OTLP_ENDPOINT_VARIABLE",
     "PUBLIC_IN_PRODUCTION",
     "REQUIRED_IN_PRODUCTION",
     "WORKLOADS",

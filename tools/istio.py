@@ -137,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--public-origin", default=defaults.layout.public_origin, help="where browsers reach the platform"
     )
+    parser.add_argument("--otlp-endpoint", help="an OTLP/gRPC collector every workload exports traces to")
     parser.add_argument("--check", action="store_true", help="fail if --out differs from a fresh render")
     args = parser.parse_args(argv)
     config = Config(
@@ -146,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             prometheus_principal=args.prometheus_principal,
             jwks_uri=args.jwks_uri,
             public_origin=args.public_origin,
+            otlp_endpoint=args.otlp_endpoint,
         ),
         images=Images(registry=args.registry, tag=args.tag, name=defaults.images.name),
     )

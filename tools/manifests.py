@@ -29,7 +29,14 @@ from pydantic.fields import FieldInfo
 from gateway.mounts import API_PREFIX, EDGE_PREFIXES, GATEWAY_WORKLOAD, SEED_PREFIX
 from gateway.routing import Route, build_routes
 from gateway.settings import GatewaySettings
-from mesh import DEFAULT_PORTS, REQUIRED_IN_PRODUCTION, MeshSettings, method_access, variable_of
+from mesh import (
+    DEFAULT_PORTS,
+    OTLP_ENDPOINT_VARIABLE,
+    REQUIRED_IN_PRODUCTION,
+    MeshSettings,
+    method_access,
+    variable_of,
+)
 from tools.image import Images
 from tools.policy import (
     INGRESS_GATEWAY,
@@ -219,6 +226,8 @@ def mesh_config(layout: Layout) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
     }
     data.update(public_config(layout.public_origin))
+    if layout.otlp_endpoint:
+        data[OTLP_ENDPOINT_VARIABLE] = layout.otlp_endpoint
     for field in MeshSettings.model_fields:
         if field.endswith("_addr"):
             workload = field.removesuffix("_addr")

@@ -86,6 +86,9 @@ class Layout:
     # Where browsers reach the platform (scheme://host). The committed render keeps a placeholder, which
     # production refuses to start with: render with the deployment's own (nox -s istio -- --public-origin).
     public_origin: str = "https://wealist.example"
+    # An OTLP/gRPC collector (e.g. http://otel-collector.observability:4317): every workload exports its
+    # traces there (mesh/_tracing.py). None: nothing is exported.
+    otlp_endpoint: str | None = None
 
     def principal(self, workload: str) -> str:
         """The Istio principal of a workload: its SPIFFE id without the scheme, as the app reads it."""

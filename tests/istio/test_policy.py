@@ -230,6 +230,12 @@ def test_workloads_are_found_from_the_code() -> None:
     assert found["gateway"].module == "gateway"
 
 
+def test_traces_are_exported_only_where_a_collector_is_named() -> None:
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in mesh_config(Layout())
+    named = mesh_config(Layout(otlp_endpoint="http://otel-collector.observability:4317"))
+    assert named["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.observability:4317"
+
+
 def test_every_workload_is_given_every_service_address() -> None:
     config = mesh_config(Layout(namespace="prod"))
     for workload in WORKLOADS:
